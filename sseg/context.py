@@ -1,0 +1,146 @@
+"""Context encoder: a BERT-style transformer over a window of shot features.
+
+Shared by pre-training (pseudo-boundary head), fine-tuning and inference.
+A window of ``window`` shots (odd, default 17) is centred on the shot whose
+"ends a scene" probability we want. Windows that run past either end of the
+video are padded and masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ContextConfig:
+    """Hyper-parameters of :class:`ContextEncoder` (BaSSL defaults)."""
+
+    input_dim: int = 512
+    hidden: int = 768
+    heads: int = 8
+    layers: int = 2
+    window: int = 17
+    dropout: float = 0.1
+    ffn_mult: int = 4
+
+    def to_dict(self) -> dict:
+        """Plain-dict form, for checkpoint metadata."""
+        return asdict(self)
+
+
+class ContextEncoder(nn.Module):
+    """Transformer over (B, W, input_dim) shot features -> (B, W, hidden)."""
+
+    def __init__(self, config: ContextConfig | None = None):
+        super().__init__()
+        self.config = config or ContextConfig()
+        cfg = self.config
+        if cfg.window < 1 or cfg.window % 2 == 0:
+            raise ValueError(f"window must be a positive odd number, got {cfg.window}")
+        self.input_proj = nn.Linear(cfg.input_dim, cfg.hidden)
+        self.positions = nn.Parameter(torch.zeros(cfg.window, cfg.hidden))
+        nn.init.normal_(self.positions, std=0.02)
+        self.input_norm = nn.LayerNorm(cfg.hidden)
+        self.dropout = nn.Dropout(cfg.dropout)
+        layer = nn.TransformerEncoderLayer(
+            d_model=cfg.hidden,
+            nhead=cfg.heads,
+            dim_feedforward=cfg.ffn_mult * cfg.hidden,
+            dropout=cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=False,  # post-LN, as in BERT
+        )
+        self.transformer = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+
+    def forward(self, shots: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode a window of shots.
+
+        Args:
+            shots: (B, W, input_dim) shot features, W <= config.window.
+            valid: optional (B, W) bool, True where a real shot sits.
+        Returns:
+            (B, W, hidden) contextualised tokens.
+        """
+        width = shots.shape[1]
+        if width > self.config.window:
+            raise ValueError(f"window of {width} shots exceeds configured {self.config.window}")
+        tokens = self.input_proj(shots) + self.positions[:width]
+        tokens = self.dropout(self.input_norm(tokens))
+        padding_mask = None if valid is None else ~valid.bool()
+        return self.transformer(tokens, src_key_padding_mask=padding_mask)
+
+
+class BoundaryHead(nn.Module):
+    """MLP giving the logit that a token's shot is the last shot of a scene."""
+
+    def __init__(self, hidden: int = 768, inner: int | None = None):
+        super().__init__()
+        inner = inner or hidden
+        self.mlp = nn.Sequential(nn.Linear(hidden, inner), nn.GELU(), nn.Linear(inner, 1))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(..., hidden) -> (...) logits."""
+        return self.mlp(tokens).squeeze(-1)
+
+
+class BoundaryModel(nn.Module):
+    """Context encoder + head; predicts for the centre shot of each window."""
+
+    def __init__(self, config: ContextConfig | None = None):
+        super().__init__()
+        self.encoder = ContextEncoder(config)
+        self.head = BoundaryHead(self.encoder.config.hidden)
+
+    @property
+    def config(self) -> ContextConfig:
+        """The encoder's configuration."""
+        return self.encoder.config
+
+    def forward(self, shots: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, W, D) windows -> (B,) logits of the centre shot ending a scene."""
+        tokens = self.encoder(shots, valid)
+        return self.head(tokens[:, shots.shape[1] // 2])
+
+
+def centred_windows(features: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All windows of a sequence, one centred on each shot.
+
+    Args:
+        features: (N, D) shot features of one video.
+        window: odd window length W.
+    Returns:
+        windows (N, W, D) (zeros where padded) and valid (N, W) bool.
+    """
+    if features.ndim != 2:
+        raise ValueError(f"features must be (N, D), got shape {tuple(features.shape)}")
+    n, _ = features.shape
+    half = window // 2
+    padded = torch.nn.functional.pad(features, (0, 0, half, half))
+    windows = padded.unfold(0, window, 1).transpose(1, 2)  # (N, W, D)
+    index = torch.arange(n, device=features.device)[:, None] + torch.arange(
+        -half, half + 1, device=features.device
+    )
+    valid = (index >= 0) & (index < n)
+    return windows, valid
+
+
+@torch.no_grad()
+def predict_boundaries(
+    model: BoundaryModel, features: torch.Tensor, batch_size: int = 256
+) -> torch.Tensor:
+    """P(shot ends a scene) for every shot of one video, shape (N,), float32 on CPU."""
+    if features.shape[0] == 0:
+        return torch.zeros(0)
+    was_training = model.training
+    model.eval()
+    windows, valid = centred_windows(features, model.config.window)
+    probs = []
+    for start in range(0, windows.shape[0], batch_size):
+        logits = model(windows[start : start + batch_size], valid[start : start + batch_size])
+        probs.append(torch.sigmoid(logits.float()).cpu())
+    model.train(was_training)
+    return torch.cat(probs)
