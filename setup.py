@@ -45,12 +45,22 @@ class BuildExtWithCuda(build_ext):
             for src in cu_sources:
                 obj = build_temp / (Path(src).stem + ".cu.o")
                 arch = os.environ.get(
-                    "SSEG_CUDA_ARCH", "-gencode=arch=compute_80,code=sm_80 "
-                    "-gencode=arch=compute_90,code=sm_90"
+                    "SSEG_CUDA_ARCH",
+                    "-gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90",
                 ).split()
                 subprocess.check_call(
-                    [nvcc, "-c", src, "-o", str(obj), "-O3", "-Xcompiler", "-fPIC",
-                     "--std=c++17", *arch]
+                    [
+                        nvcc,
+                        "-c",
+                        src,
+                        "-o",
+                        str(obj),
+                        "-O3",
+                        "-Xcompiler",
+                        "-fPIC",
+                        "--std=c++17",
+                        *arch,
+                    ]
                 )
                 objects.append(str(obj))
             ext.sources = [s for s in ext.sources if not s.endswith(".cu")]

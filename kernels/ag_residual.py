@@ -13,7 +13,10 @@ from .ag_residual_ref import PHI_CHOICES, ag_residual_reference
 
 
 def ag_residual(
-    v: torch.Tensor, g: torch.Tensor, w: torch.Tensor, phi: str = "identity",
+    v: torch.Tensor,
+    g: torch.Tensor,
+    w: torch.Tensor,
+    phi: str = "identity",
     temperature: float = 1.0,
 ) -> torch.Tensor:
     """Apply the genre residual to token rows ``v`` (..., D)."""
@@ -25,7 +28,9 @@ def ag_residual(
 class AGResidual(nn.Module):
     """Genre-prior residual with a frozen genre bank G and a trainable W (zero init = identity)."""
 
-    def __init__(self, genre_embeddings: torch.Tensor, phi: str = "identity", temperature: float = 1.0):
+    def __init__(
+        self, genre_embeddings: torch.Tensor, phi: str = "identity", temperature: float = 1.0
+    ):
         super().__init__()
         if genre_embeddings.ndim != 2:
             raise ValueError("genre_embeddings must be (N_g, D)")

@@ -19,7 +19,10 @@ def genre_affinity(
 ) -> torch.Tensor:
     """phi(cos(V, G)): (M, N_g) in float32 (or float64 if V is float64)."""
     compute = torch.float64 if v.dtype == torch.float64 else torch.float32
-    sim = F.normalize(v.to(compute), dim=-1, eps=1e-6) @ F.normalize(g.to(compute), dim=-1, eps=1e-6).T
+    sim = (
+        F.normalize(v.to(compute), dim=-1, eps=1e-6)
+        @ F.normalize(g.to(compute), dim=-1, eps=1e-6).T
+    )
     if phi == "softmax":
         return torch.softmax(sim / temperature, dim=-1)
     if phi != "identity":
