@@ -1,15 +1,365 @@
-"""AG-Residual layer: V' = V + phi(cos(V, G)) @ G @ W (only W is trained).
+"""AG-Residual genre prior, fused in Triton: out = V + phi(cos(V, G)) @ (G @ W).
 
-This module is the stable entry point (``from sseg.kernels import AGResidual``);
-the fused Triton kernels plug in behind :func:`ag_residual`.
+Layout (Liger-Kernel style, one file per op):
+
+* ``_ag_residual_forward_kernel``: one program per block of ``BLOCK_M`` token rows; the
+  whole row (``BLOCK_D >= D``) stays on chip, so V is read once and out written once.
+  G (N_g <= 32 genres) is padded to 32 rows inside the kernel by masking.
+* ``_ag_residual_backward_kernel``: a persistent grid; each program walks row blocks,
+  writes dV and accumulates its share of d(GW) = A^T dOut in registers, then writes one
+  (N_g, D) partial; the launcher sums the partials (dW = G^T d(GW) follows by autograd).
+* launchers ``ag_residual_forward`` / ``ag_residual_backward``; ``AGResidualFunction``
+  (``torch.autograd.Function``); the custom op ``torch.ops.sseg.ag_residual`` (with
+  ``register_fake`` + ``register_autograd``, so it works under ``torch.compile``);
+  :func:`ag_residual` (dispatch) and the :class:`AGResidual` module.
+
+Dispatch: CUDA tensors use Triton, CPU tensors use the PyTorch reference
+(``ag_residual_ref.py``, also the test oracle). ``backend="triton"`` or the environment
+variable ``SSEG_AG_BACKEND=triton`` forces Triton (on CPU tensors it needs
+``TRITON_INTERPRET=1``); ``backend="reference"`` forces the reference.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
 from torch import nn
 
 from .ag_residual_ref import PHI_CHOICES, ag_residual_reference
+
+NG_PAD = 32  # genre rows held per program; N_g must not exceed it
+MAX_DIM = 1024  # largest feature dim whose row fits on chip
+EPS = 1e-6  # same clamp as F.normalize(eps=1e-6) in the reference
+BACKENDS = ("auto", "triton", "reference")
+_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _configs() -> list[triton.Config]:
+    if _INTERPRET:
+        return [triton.Config({"BLOCK_M": 16}, num_warps=4)]
+    return [
+        triton.Config({"BLOCK_M": bm}, num_warps=nw, num_stages=ns)
+        for bm in (16, 32, 64)
+        for nw in (4, 8)
+        for ns in (1, 2)
+    ]
+
+
+def _prune(configs, named_args, **kwargs):
+    """Keep row tiles that fit in registers: BLOCK_M * BLOCK_D <= 32k elements."""
+    block_d = kwargs.get("BLOCK_D", named_args.get("BLOCK_D"))
+    kept = [c for c in configs if c.kwargs["BLOCK_M"] * block_d <= 32768]
+    return kept or configs[:1]
+
+
+@triton.jit
+def _affinity(
+    v, g, norm, inv_temp, gcols, N_G: tl.constexpr, SOFTMAX: tl.constexpr, PREC: tl.constexpr
+):
+    """phi(cos(V, G)) for a row tile: (BLOCK_M, NG_PAD) in fp32; padded genres -> 0."""
+    s = tl.dot(v, tl.trans(g), input_precision=PREC) / norm[:, None]
+    if SOFTMAX:
+        s = tl.where((gcols < N_G)[None, :], s * inv_temp, float("-inf"))
+        e = tl.exp(s - tl.max(s, axis=1)[:, None])
+        s = e / tl.sum(e, axis=1)[:, None]
+    return s
+
+
+@triton.autotune(
+    configs=_configs(), key=["D", "N_G", "SOFTMAX"], prune_configs_by={"early_config_prune": _prune}
+)
+@triton.jit
+def _ag_residual_forward_kernel(
+    v_ptr,
+    g_ptr,
+    gw_ptr,
+    out_ptr,
+    M,
+    D,
+    stride_v,
+    stride_out,
+    inv_temp,
+    N_G: tl.constexpr,
+    NG_PAD: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    SOFTMAX: tl.constexpr,
+    PREC: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.arange(0, BLOCK_D)
+    gcols = tl.arange(0, NG_PAD)
+    col_ok = cols < D
+    mask = (rows < M)[:, None] & col_ok[None, :]
+    g_mask = (gcols < N_G)[:, None] & col_ok[None, :]
+    g = tl.load(g_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
+    gw = tl.load(gw_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
+
+    rows64 = rows.to(tl.int64)
+    v = tl.load(v_ptr + rows64[:, None] * stride_v + cols[None, :], mask=mask, other=0.0)
+    vf = v.to(tl.float32)
+    norm = tl.maximum(tl.sqrt(tl.sum(vf * vf, axis=1)), 1e-6)
+    a = _affinity(v, g, norm, inv_temp, gcols, N_G, SOFTMAX, PREC)
+    out = vf + tl.dot(a.to(gw.dtype), gw, input_precision=PREC)
+    tl.store(
+        out_ptr + rows64[:, None] * stride_out + cols[None, :],
+        out.to(out_ptr.dtype.element_ty),
+        mask=mask,
+    )
+
+
+@triton.autotune(
+    configs=_configs(), key=["D", "N_G", "SOFTMAX"], prune_configs_by={"early_config_prune": _prune}
+)
+@triton.jit
+def _ag_residual_backward_kernel(
+    v_ptr,
+    g_ptr,
+    gw_ptr,
+    dout_ptr,
+    dv_ptr,
+    dgw_partial_ptr,
+    M,
+    D,
+    stride_v,
+    stride_dout,
+    stride_dv,
+    inv_temp,
+    N_G: tl.constexpr,
+    NG_PAD: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    SOFTMAX: tl.constexpr,
+    PREC: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    cols = tl.arange(0, BLOCK_D)
+    gcols = tl.arange(0, NG_PAD)
+    col_ok = cols < D
+    g_mask = (gcols < N_G)[:, None] & col_ok[None, :]
+    g = tl.load(g_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
+    gw = tl.load(gw_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
+    acc = tl.zeros((NG_PAD, BLOCK_D), dtype=tl.float32)
+
+    for block in range(pid, tl.cdiv(M, BLOCK_M), nprog):
+        rows = block * BLOCK_M + tl.arange(0, BLOCK_M)
+        rows64 = rows.to(tl.int64)
+        mask = (rows < M)[:, None] & col_ok[None, :]
+        v = tl.load(v_ptr + rows64[:, None] * stride_v + cols[None, :], mask=mask, other=0.0)
+        dout = tl.load(
+            dout_ptr + rows64[:, None] * stride_dout + cols[None, :], mask=mask, other=0.0
+        )
+        vf = v.to(tl.float32)
+        raw_norm = tl.sqrt(tl.sum(vf * vf, axis=1))
+        norm = tl.maximum(raw_norm, 1e-6)
+        a = _affinity(v, g, norm, inv_temp, gcols, N_G, SOFTMAX, PREC)
+        # dA = dOut @ GW^T; dS = dA (identity) or A * (dA - sum(dA * A)) / T (softmax)
+        ds = tl.dot(dout.to(gw.dtype), tl.trans(gw), input_precision=PREC)
+        if SOFTMAX:
+            ds = a * (ds - tl.sum(ds * a, axis=1)[:, None]) * inv_temp
+        dn = tl.dot(ds.to(g.dtype), g, input_precision=PREC)
+        n = vf / norm[:, None]
+        radial = tl.where(raw_norm > 1e-6, tl.sum(n * dn, axis=1), 0.0)
+        dv = dout.to(tl.float32) + (dn - n * radial[:, None]) / norm[:, None]
+        tl.store(
+            dv_ptr + rows64[:, None] * stride_dv + cols[None, :],
+            dv.to(dv_ptr.dtype.element_ty),
+            mask=mask,
+        )
+        acc += tl.dot(tl.trans(a.to(dout.dtype)), dout, input_precision=PREC)
+
+    partial = dgw_partial_ptr + pid.to(tl.int64) * N_G * D
+    tl.store(partial + gcols[:, None] * D + cols[None, :], acc, mask=g_mask)
+
+
+def _dot_dtype_and_precision(v: torch.Tensor) -> tuple[torch.dtype, str]:
+    """Tensor-core inputs: fp16/bf16 as given; fp32 via 3xTF32 (near-fp32 accuracy)."""
+    if v.dtype in (torch.float16, torch.bfloat16):
+        return v.dtype, "ieee"
+    if v.dtype != torch.float32:
+        raise TypeError(f"ag_residual Triton path supports fp32/fp16/bf16, got {v.dtype}")
+    precise = "ieee" if (torch.version.hip or not v.is_cuda) else "tf32x3"
+    return torch.float32, precise
+
+
+def _check(v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor) -> None:
+    if v.ndim != 2 or g.ndim != 2 or gw.shape != g.shape or g.shape[1] != v.shape[1]:
+        raise ValueError(
+            f"expected v (M, D), g (N_g, D), gw (N_g, D); got {tuple(v.shape)}, "
+            f"{tuple(g.shape)}, {tuple(gw.shape)}"
+        )
+    if not 1 <= g.shape[0] <= NG_PAD:
+        raise ValueError(f"need 1..{NG_PAD} genres, got {g.shape[0]}")
+    if v.shape[1] > MAX_DIM:
+        raise ValueError(f"feature dim {v.shape[1]} > {MAX_DIM} is not supported by the kernel")
+
+
+def _kernel_inputs(
+    v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    _check(v, g, gw)
+    dot_dtype, prec = _dot_dtype_and_precision(v)
+    v = v if v.stride(-1) == 1 else v.contiguous()
+    g_hat = F.normalize(g.float(), dim=-1, eps=EPS).to(dot_dtype).contiguous()
+    return v, g_hat, gw.to(dot_dtype).contiguous(), prec
+
+
+def ag_residual_forward(
+    v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor, phi: str = "identity", temperature=1.0
+) -> torch.Tensor:
+    """Triton forward launcher: v (M, D), g (N_g, D), gw = G @ W (N_g, D) -> (M, D)."""
+    v, g_hat, gw_k, prec = _kernel_inputs(v, g, gw)
+    m, d = v.shape
+    out = torch.empty_like(v, memory_format=torch.contiguous_format)
+    if m == 0:
+        return out
+    _ag_residual_forward_kernel[lambda meta: (triton.cdiv(m, meta["BLOCK_M"]),)](
+        v,
+        g_hat,
+        gw_k,
+        out,
+        m,
+        d,
+        v.stride(0),
+        out.stride(0),
+        1.0 / float(temperature),
+        N_G=g.shape[0],
+        NG_PAD=NG_PAD,
+        BLOCK_D=max(16, triton.next_power_of_2(d)),
+        SOFTMAX=phi == "softmax",
+        PREC=prec,
+    )
+    return out
+
+
+def _backward_programs(v: torch.Tensor, m: int) -> int:
+    blocks = triton.cdiv(m, 16)
+    if v.is_cuda:
+        sms = torch.cuda.get_device_properties(v.device).multi_processor_count
+        return max(1, min(blocks, 2 * sms))
+    return max(1, min(blocks, 4))
+
+
+def ag_residual_backward(
+    v: torch.Tensor,
+    g: torch.Tensor,
+    gw: torch.Tensor,
+    grad_out: torch.Tensor,
+    phi: str = "identity",
+    temperature=1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Triton backward launcher: returns (dV like v, d(GW) like gw)."""
+    v, g_hat, gw_k, prec = _kernel_inputs(v, g, gw)
+    grad_out = grad_out.to(v.dtype)
+    grad_out = grad_out if grad_out.stride(-1) == 1 else grad_out.contiguous()
+    m, d = v.shape
+    n_g = g.shape[0]
+    dv = torch.empty_like(v, memory_format=torch.contiguous_format)
+    if m == 0:
+        return dv, torch.zeros_like(gw)
+    programs = _backward_programs(v, m)
+    partial = torch.empty(programs, n_g, d, device=v.device, dtype=torch.float32)
+    _ag_residual_backward_kernel[(programs,)](
+        v,
+        g_hat,
+        gw_k,
+        grad_out,
+        dv,
+        partial,
+        m,
+        d,
+        v.stride(0),
+        grad_out.stride(0),
+        dv.stride(0),
+        1.0 / float(temperature),
+        N_G=n_g,
+        NG_PAD=NG_PAD,
+        BLOCK_D=max(16, triton.next_power_of_2(d)),
+        SOFTMAX=phi == "softmax",
+        PREC=prec,
+    )
+    return dv, partial.sum(0).to(gw.dtype)
+
+
+class AGResidualFunction(torch.autograd.Function):
+    """Autograd wrapper of the Triton launchers (gradients for V and GW; G is frozen)."""
+
+    @staticmethod
+    def forward(ctx, v, g, gw, phi: str = "identity", temperature: float = 1.0):
+        ctx.save_for_backward(v, g, gw)
+        ctx.phi, ctx.temperature = phi, temperature
+        return ag_residual_forward(v, g, gw, phi, temperature)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        v, g, gw = ctx.saved_tensors
+        dv, dgw = ag_residual_backward(v, g, gw, grad_out, ctx.phi, ctx.temperature)
+        return dv, None, dgw, None, None
+
+
+# --- torch.library custom op: opaque to torch.compile, differentiable via register_autograd
+
+
+@torch.library.custom_op("sseg::ag_residual", mutates_args=())
+def ag_residual_op(
+    v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor, phi: str, temperature: float
+) -> torch.Tensor:
+    """Triton forward as a custom op (``torch.ops.sseg.ag_residual``)."""
+    return ag_residual_forward(v, g, gw, phi, temperature)
+
+
+@ag_residual_op.register_fake
+def _(v, g, gw, phi, temperature):
+    return torch.empty_like(v, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("sseg::ag_residual_backward", mutates_args=())
+def ag_residual_backward_op(
+    v: torch.Tensor,
+    g: torch.Tensor,
+    gw: torch.Tensor,
+    grad_out: torch.Tensor,
+    phi: str,
+    temperature: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Triton backward as a custom op: (dV, d(GW))."""
+    return ag_residual_backward(v, g, gw, grad_out, phi, temperature)
+
+
+@ag_residual_backward_op.register_fake
+def _(v, g, gw, grad_out, phi, temperature):
+    return torch.empty_like(v, memory_format=torch.contiguous_format), torch.empty_like(gw)
+
+
+def _setup_context(ctx, inputs, output):
+    v, g, gw, phi, temperature = inputs
+    ctx.save_for_backward(v, g, gw)
+    ctx.phi, ctx.temperature = phi, temperature
+
+
+def _backward(ctx, grad_out):
+    v, g, gw = ctx.saved_tensors
+    dv, dgw = ag_residual_backward_op(v, g, gw, grad_out, ctx.phi, ctx.temperature)
+    return dv, None, dgw, None, None
+
+
+ag_residual_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def resolve_backend(v: torch.Tensor, backend: str | None = None) -> str:
+    """ "triton" or "reference": explicit argument, else $SSEG_AG_BACKEND, else by device."""
+    choice = backend or os.environ.get("SSEG_AG_BACKEND", "auto")
+    if choice not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {choice!r}")
+    if choice == "auto":
+        return "triton" if v.is_cuda else "reference"
+    return choice
 
 
 def ag_residual(
@@ -18,30 +368,65 @@ def ag_residual(
     w: torch.Tensor,
     phi: str = "identity",
     temperature: float = 1.0,
+    backend: str | None = None,
 ) -> torch.Tensor:
-    """Apply the genre residual to token rows ``v`` (..., D)."""
+    """Apply the genre residual to token rows ``v`` (..., D); returns v's shape and dtype.
+
+    ``G @ W`` is formed once per call (a tiny (N_g, D) x (D, D) matmul). The Triton path
+    differentiates V and W only; if ``g`` requires grad the reference is used.
+    """
+    if phi not in PHI_CHOICES:
+        raise ValueError(f"phi must be one of {PHI_CHOICES}, got {phi!r}")
     shape = v.shape
-    out = ag_residual_reference(v.reshape(-1, shape[-1]), g, g.to(w.dtype) @ w, phi, temperature)
+    rows = v.reshape(-1, shape[-1])
+    gw = g.to(w.dtype) @ w
+    use_triton = resolve_backend(v, backend) == "triton" and not g.requires_grad
+    if use_triton and v.dtype in (torch.float32, torch.float16, torch.bfloat16):
+        out = ag_residual_op(rows, g, gw, phi, float(temperature))
+    else:
+        out = ag_residual_reference(rows, g, gw, phi, temperature)
     return out.reshape(shape)
 
 
 class AGResidual(nn.Module):
-    """Genre-prior residual with a frozen genre bank G and a trainable W (zero init = identity)."""
+    """Genre-prior residual with a frozen genre bank G and a trainable W (zero init = identity).
+
+    ``forward(v, genre_mask=None)``: an optional (N_g,) bool mask restricts G to the genres
+    a video's metadata lists (see :func:`sseg.genres.genre_mask`); an all-False or absent
+    mask uses every genre.
+    """
 
     def __init__(
-        self, genre_embeddings: torch.Tensor, phi: str = "identity", temperature: float = 1.0
+        self,
+        genre_embeddings: torch.Tensor,
+        phi: str = "identity",
+        temperature: float = 1.0,
+        backend: str | None = None,
     ):
         super().__init__()
         if genre_embeddings.ndim != 2:
             raise ValueError("genre_embeddings must be (N_g, D)")
         if phi not in PHI_CHOICES:
             raise ValueError(f"phi must be one of {PHI_CHOICES}, got {phi!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         dim = genre_embeddings.shape[1]
         self.register_buffer("genres", genre_embeddings.detach().float().clone())
         self.weight = nn.Parameter(torch.zeros(dim, dim))
         self.phi = phi
         self.temperature = temperature
+        self.backend = backend
 
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
+    def forward(self, v: torch.Tensor, genre_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(..., D) -> (..., D)."""
-        return ag_residual(v, self.genres, self.weight, self.phi, self.temperature)
+        g, w = self.genres, self.weight
+        if genre_mask is not None:
+            genre_mask = genre_mask.to(device=g.device, dtype=torch.bool)
+            if genre_mask.shape != (g.shape[0],):
+                raise ValueError(f"genre_mask must be ({g.shape[0]},), got {genre_mask.shape}")
+            if bool(genre_mask.any()):
+                g = g[genre_mask]
+        return ag_residual(v, g, w, self.phi, self.temperature, self.backend)
+
+    def extra_repr(self) -> str:
+        return f"genres={self.genres.shape[0]}, dim={self.genres.shape[1]}, phi={self.phi!r}"
