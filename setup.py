@@ -96,7 +96,7 @@ def _extensions() -> list[Pybind11Extension]:
 
 
 setup(
-    packages=["sseg", "sseg.commands", "sseg.kernels"],
+    packages=["sseg", "sseg.commands", "sseg.kernels", "sseg.ops"],
     package_dir={"sseg": "sseg", "sseg.kernels": "kernels"},
     package_data={"sseg": ["assets/*"]},
     ext_modules=_extensions(),

@@ -1,0 +1,128 @@
+"""Pure-PyTorch pseudo-boundary search, vectorised over the batch.
+
+Same semantics, tie rule and evaluation order as ``csrc/dtw_common.h``: cosine
+``u.v / ((|u| + 1e-8)(|v| + 1e-8))``, prefix sums per anchor, sum mode as a
+separable argmax, mean mode as a backward DP over boundaries (loops over K and
+blocks of candidate boundaries only) whose earliest-argmax choices give the
+lexicographically smallest optimal boundary tuple.
+"""
+
+from __future__ import annotations
+
+import torch
+
+EPS = 1e-8
+_BLOCK_ELEMENTS = 1 << 24  # cap on B * block * L floats per DP step
+
+
+def _prefix_sums(x: torch.Tensor, anchors: torch.Tensor, valid: torch.Tensor):
+    """Returns prefix sums (B, K, L+1) of cosine to each anchor and a finite flag (B,)."""
+    batch, _, dim = x.shape
+    norm = torch.linalg.vector_norm(x, dim=-1)  # (B, L)
+    anchor_x = x.gather(1, anchors[..., None].expand(-1, -1, dim))  # (B, K, D)
+    dots = torch.bmm(anchor_x, x.transpose(1, 2))  # (B, K, L)
+    anchor_norm = norm.gather(1, anchors)
+    sims = dots / ((norm[:, None, :] + EPS) * (anchor_norm[:, :, None] + EPS))
+    sims = sims.masked_fill(~valid[:, None, :], 0.0)
+    prefix = torch.nn.functional.pad(sims.cumsum(-1), (1, 0))
+    finite = (torch.isfinite(norm) | ~valid).all(dim=1)
+    return prefix, finite
+
+
+def _segment(prefix_row: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mean: bool):
+    """Score of segments [lo, hi] (index tensors broadcast over prefix_row's batch)."""
+    total = prefix_row.gather(-1, hi + 1) - prefix_row.gather(-1, lo)
+    if not mean:
+        return total
+    return total / (hi - lo + 1).clamp(min=1).to(total.dtype)
+
+
+def _tuple_score(prefix, bounds, lengths, mean: bool) -> torch.Tensor:
+    """Score of given boundary tuples, evaluated right to left like the C++."""
+    k = prefix.shape[1]
+    n1 = (lengths - 1)[:, None]
+    s = _segment(prefix[:, k - 1], bounds[:, k - 2 : k - 1] + 1, n1, mean)
+    for kk in range(k - 2, -1, -1):
+        lo = torch.zeros_like(n1) if kk == 0 else bounds[:, kk - 1 : kk] + 1
+        s = _segment(prefix[:, kk], lo, bounds[:, kk : kk + 1], mean) + s
+    return s[:, 0]
+
+
+def _in_range(pos: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    return (pos >= lo[:, None]) & (pos < hi[:, None])
+
+
+def _sum_mode(prefix, anchors) -> torch.Tensor:
+    length = prefix.shape[-1] - 1
+    pos = torch.arange(length, device=prefix.device)
+    bounds = []
+    for kk in range(anchors.shape[1] - 1):
+        gain = prefix[:, kk, 1:] - prefix[:, kk + 1, 1:]
+        allowed = _in_range(pos, anchors[:, kk], anchors[:, kk + 1])
+        bounds.append(gain.masked_fill(~allowed, -torch.inf).argmax(-1))
+    return torch.stack(bounds, dim=1)
+
+
+def _mean_mode(prefix, anchors, lengths):
+    """Backward DP; returns boundaries (B, K-1) and the optimal scores (B,)."""
+    batch, k, stride = prefix.shape
+    length = stride - 1
+    pos = torch.arange(length, device=prefix.device)
+    # value[b] = best score of segments kk+1..K-1 given b_kk = b (for kk = K-2 first)
+    last = _segment(
+        prefix[:, k - 1],
+        (pos + 1).expand(batch, -1).clamp(max=length - 1),
+        (lengths - 1)[:, None].expand(-1, length),
+        mean=True,
+    )
+    value = last.masked_fill(~_in_range(pos, anchors[:, k - 2], anchors[:, k - 1]), -torch.inf)
+    choices: list[torch.Tensor] = []
+    block = max(1, _BLOCK_ELEMENTS // max(1, batch * length))
+    for kk in range(k - 3, -1, -1):
+        row = prefix[:, kk + 1]  # anchor of segment kk+1 = (b, nb]
+        new_value = torch.full_like(value, -torch.inf)
+        choice = torch.zeros((batch, length), dtype=torch.int64, device=prefix.device)
+        for start in range(0, length, block):
+            b = pos[start : start + block]  # (J,)
+            seg_sum = row[:, None, 1:] - row[:, b + 1, None]  # (B, J, L)
+            seg_len = (pos[None, :] - b[:, None]).clamp(min=1).to(prefix.dtype)  # (J, L)
+            v = seg_sum / seg_len + value[:, None, :]  # (B, J, L) over next boundary nb
+            best = v.argmax(-1)
+            new_value[:, start : start + block] = v.gather(-1, best[..., None])[..., 0]
+            choice[:, start : start + block] = best
+        allowed = _in_range(pos, anchors[:, kk], anchors[:, kk + 1])
+        value = new_value.masked_fill(~allowed, -torch.inf)
+        choices.append(choice)
+    choices.reverse()  # choices[kk][b] = best b_{kk+1} given b_kk = b
+    first = _segment(
+        prefix[:, 0], torch.zeros_like(pos).expand(batch, -1), pos.expand(batch, -1), mean=True
+    )
+    total = first + value
+    b0 = total.argmax(-1, keepdim=True)
+    bounds = [b0]
+    for choice in choices:
+        bounds.append(choice.gather(1, bounds[-1]))
+    return torch.cat(bounds, dim=1), total.gather(1, b0)[:, 0]
+
+
+def reference_impl(
+    x: torch.Tensor, anchors: torch.Tensor, lengths: torch.Tensor, mode: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated inputs -> ``(boundaries (B, K-1) int64, scores (B,) float32)``.
+
+    A sequence with NaN/inf within its valid length gets a NaN score and
+    ``boundaries = anchors[:-1]``.
+    """
+    x = x.float()
+    batch, length, _ = x.shape
+    valid = torch.arange(length, device=x.device)[None, :] < lengths[:, None]
+    prefix, finite = _prefix_sums(x, anchors, valid)
+    prefix = torch.where(finite[:, None, None], prefix, torch.zeros_like(prefix))
+    if mode == 0:
+        bounds = _sum_mode(prefix, anchors)
+        scores = _tuple_score(prefix, bounds, lengths, mean=False)
+    else:
+        bounds, scores = _mean_mode(prefix, anchors, lengths)
+    bounds = torch.where(finite[:, None], bounds, anchors[:, :-1])
+    scores = scores.masked_fill(~finite, torch.nan)
+    return bounds, scores
