@@ -1,0 +1,55 @@
+"""Brute-force pseudo-boundary search over every boundary tuple (test helper).
+
+Tuples come from ``itertools.product`` over the allowed ranges, i.e. in
+lexicographic order, so the first maximum is the lexicographically smallest.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+EPS = 1e-8
+
+
+def cosine_rows(x: np.ndarray, anchors: list[int], n: int) -> np.ndarray:
+    """(K, n) float64 cosine of shots [0, n) to each anchor (same eps rule as sseg)."""
+    xv = x[:n].astype(np.float64)
+    norm = np.sqrt((xv * xv).sum(axis=1))
+    dots = xv[anchors] @ xv.T
+    return dots / ((norm[None, :] + EPS) * (norm[anchors][:, None] + EPS))
+
+
+def all_tuples(anchors: list[int]) -> np.ndarray:
+    """Every admissible boundary tuple, (T, K-1), in lexicographic order."""
+    ranges = [range(anchors[k], anchors[k + 1]) for k in range(len(anchors) - 1)]
+    return np.array(list(itertools.product(*ranges)), dtype=np.int64).reshape(-1, len(anchors) - 1)
+
+
+def tuple_scores(sims: np.ndarray, tuples: np.ndarray, n: int, mode: str) -> np.ndarray:
+    """(T,) scores of each tuple; ``sims`` (K, n) in any float dtype (kept)."""
+    k = sims.shape[0]
+    prefix = np.concatenate([np.zeros((k, 1), sims.dtype), np.cumsum(sims, axis=1)], axis=1)
+    edges = np.concatenate(
+        [np.full((len(tuples), 1), -1), tuples, np.full((len(tuples), 1), n - 1)], axis=1
+    )
+    # right to left, like the implementations: seg_0 + (seg_1 + (... + seg_{K-1}))
+    total = None
+    for kk in range(k - 1, -1, -1):
+        lo, hi = edges[:, kk] + 1, edges[:, kk + 1]
+        seg = prefix[kk, hi + 1] - prefix[kk, lo]
+        if mode == "mean":
+            seg = seg / (hi - lo + 1).astype(sims.dtype)
+        total = seg if total is None else (seg + total).astype(sims.dtype)
+    return total
+
+
+def brute_force(x: np.ndarray, anchors: list[int], n: int, mode: str):
+    """Returns (best tuple, best score, margin to the best *different* tuple)."""
+    tuples = all_tuples(anchors)
+    scores = tuple_scores(cosine_rows(x, anchors, n), tuples, n, mode)
+    best = int(np.argmax(scores))
+    others = np.delete(scores, best)
+    margin = float(scores[best] - others.max()) if len(others) else np.inf
+    return tuple(int(v) for v in tuples[best]), float(scores[best]), margin
