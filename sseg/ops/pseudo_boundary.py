@@ -102,15 +102,15 @@ def _pseudo_boundaries_cuda(
     if batch == 0:
         return bounds, scores
     with torch.cuda.device(x.device):
-        need = ext.global_workspace_bytes(batch, length, k)
-        work = torch.empty((max(need, 1),), dtype=torch.uint8, device=x.device)
+        need = ext.global_workspace_bytes(batch, length, k)  # 0: shared memory suffices
+        work = torch.empty((need,), dtype=torch.uint8, device=x.device) if need else None
         ext.pseudo_boundaries(
             x.data_ptr(),
             anchors.data_ptr(),
             lengths.data_ptr(),
             bounds.data_ptr(),
             scores.data_ptr(),
-            work.data_ptr() if need else 0,
+            0 if work is None else work.data_ptr(),
             batch,
             length,
             dim,
