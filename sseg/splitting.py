@@ -102,9 +102,9 @@ def split_long_shots(
         tau: duration threshold in seconds; ``None`` turns splitting off.
         n: sub-shots per long shot (>= 1).
     """
-    feats = (
-        torch.as_tensor(np.asarray(keyframes)) if isinstance(keyframes, np.ndarray) else keyframes
-    )
+    feats = keyframes
+    if not isinstance(feats, torch.Tensor):  # e.g. a read-only fp16 memmap: copy it
+        feats = torch.from_numpy(np.array(feats))
     if feats.ndim != 3 or feats.shape[0] != len(seq):
         raise ValueError(f"keyframes must be (N={len(seq)}, K, D), got {tuple(feats.shape)}")
     if n < 1:

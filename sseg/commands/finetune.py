@@ -1,0 +1,156 @@
+"""``sseg finetune``: train the boundary model on labelled cached features."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "finetune"
+HELP = "Fine-tune a scene model (context encoder + head) with BCE on labelled features."
+
+
+def _pos_weight(text: str) -> float | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected 'auto', 'none' or a positive number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("pos-weight must be positive")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``sseg finetune``."""
+    parser.add_argument("--features", required=True, help="feature store folder")
+    parser.add_argument("--out", required=True, help="output folder (model + train state)")
+    parser.add_argument(
+        "--labels", help="MovieNet root (label318/) or JSON-lines shots; default: store labels"
+    )
+    parser.add_argument("--split", help="split318.json (or its folder) selecting the videos")
+    parser.add_argument("--subset", default="train", help="subset of --split (default train)")
+    parser.add_argument("--init", help="pre-trained SceneModel checkpoint to start from")
+    parser.add_argument(
+        "--genre-bank",
+        help="(G, D) genre bank (.npy or safetensors) for a new model; default: the store's",
+    )
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--warmup", type=int, default=100, help="warm-up steps")
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pos-weight",
+        type=_pos_weight,
+        default=None,
+        help="BCE weight of boundaries: a number, 'auto' (negatives/positives) or 'none' (default)",
+    )
+    parser.add_argument(
+        "--train-genre", action="store_true", help="also train the AG-Residual layer"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from --out's train state")
+    parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--device", default="cpu")
+    fresh = parser.add_argument_group("new model (without --init)")
+    fresh.add_argument("--hidden", type=int, default=768)
+    fresh.add_argument("--layers", type=int, default=2)
+    fresh.add_argument("--heads", type=int, default=8)
+    fresh.add_argument("--window", type=int, default=17)
+
+
+def _genre_bank(path: str | Path):
+    """(G, D) genre embeddings from ``.npy`` or a safetensors file (or SceneModel checkpoint)."""
+    import numpy as np
+    import torch
+
+    from .. import checkpoint
+    from ..errors import InputError
+
+    path = Path(path)
+    if path.suffix == ".npy":
+        try:
+            bank = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"unreadable genre bank ({exc})", path) from exc
+        if bank.ndim != 2:
+            raise InputError(f"genre bank must be (G, D), got shape {bank.shape}", path)
+        return torch.from_numpy(np.asarray(bank, dtype=np.float32))
+    tensors, _ = checkpoint.load_checkpoint(path)
+    for key in ("genres", "genre_residual.genres"):
+        if key in tensors:
+            return tensors[key].float()
+    if len(tensors) == 1:
+        return next(iter(tensors.values())).float()
+    raise InputError("no 'genres' tensor in genre bank file", path)
+
+
+def build_model(args: argparse.Namespace, store=None):
+    """The model to fine-tune: from --init, or new on --genre-bank (or the store's bank)."""
+    from ..context import ContextConfig
+    from ..errors import InputError
+    from ..model import SceneModel
+
+    if args.init:
+        return SceneModel.load(args.init)
+    bank = args.genre_bank
+    if not bank and store is not None and store.meta.get("genre_bank"):
+        bank = store.root / store.meta["genre_bank"]
+    if not bank:
+        raise InputError(
+            "a new model needs a genre bank: pass --init CHECKPOINT or --genre-bank FILE"
+        )
+    genres = _genre_bank(bank)
+    cfg = ContextConfig(
+        input_dim=genres.shape[1],
+        hidden=args.hidden,
+        heads=args.heads,
+        layers=args.layers,
+        window=args.window,
+    )
+    return SceneModel(genres, cfg)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fine-tune and write ``--out/model.safetensors``."""
+    from ..data.annotations import load_labels, select_videos
+    from ..errors import InputError
+    from ..features import FeatureStore
+    from ..finetune import MODEL_FILE, FinetuneConfig, LabelledShots, finetune
+    from ..training import TrainConfig
+
+    if args.steps < 1 or args.batch_size < 1:
+        raise InputError("--steps and --batch-size must be at least 1")
+    store = FeatureStore(args.features)
+    videos = select_videos(store, args.split, args.subset)
+    labels = load_labels(args.labels, store, videos)
+    data = LabelledShots.from_store(store, labels, videos)
+    model = build_model(args, store)
+    if store.dim is not None and store.dim != model.boundary.config.input_dim:
+        problem = (
+            f"store features are {store.dim}-d, the model takes {model.boundary.config.input_dim}"
+        )
+        raise InputError(problem, args.features)
+    train = TrainConfig(
+        steps=args.steps,
+        lr=args.lr,
+        warmup_steps=min(args.warmup, args.steps - 1),
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress,
+    )
+    options = FinetuneConfig(pos_weight=args.pos_weight, train_genre=args.train_genre)
+    print(
+        f"fine-tuning on {len(data.keyframes)} videos, {len(data.positions)} labelled shots, "
+        f"{args.steps} steps"
+    )
+    _, history = finetune(model, data, train, options, args.out, args.resume, args.device)
+    tail = history[-min(len(history), 50) :]
+    if tail:
+        print(f"final loss (mean of last {len(tail)} steps): {sum(tail) / len(tail):.4f}")
+    print(f"model written to {args.out}/{MODEL_FILE}")
+    return 0

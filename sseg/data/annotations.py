@@ -1,0 +1,73 @@
+"""Labels for the videos of a feature store, from the store or from annotation files.
+
+``load_labels(source, store)`` accepts:
+
+* ``None`` - the labels stored with the features (videos without labels are skipped);
+* a MovieNet-SSeg root (a folder with ``label318/``);
+* a JSON-lines shot file (:mod:`sseg.data.jsonl`).
+
+The annotation's shot count must equal the store's for each video; a mismatch
+is an error rather than a silent misalignment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..features import FeatureStore
+from .jsonl import load_jsonl
+from .movienet import read_label_file
+
+
+def load_labels(
+    source: str | Path | None, store: FeatureStore, video_ids: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Video id -> (N,) labels (1, 0, -100) for the wanted videos that have labels."""
+    wanted = list(store.video_ids if video_ids is None else video_ids)
+    for vid in wanted:
+        if vid not in store:
+            raise InputError(f"video {vid!r} is not in the feature store", store.root)
+    out: dict[str, np.ndarray] = {}
+    if source is None:
+        for vid in wanted:
+            labels = store.load(vid).labels
+            if labels is not None:
+                out[vid] = labels
+        return out
+    source = Path(source)
+    if source.is_dir():
+        folder = source / "label318" if (source / "label318").is_dir() else source
+        for vid in wanted:
+            path = folder / f"{vid}.txt"
+            if path.is_file():
+                out[vid] = read_label_file(path, store.num_shots(vid))
+        return out
+    if not source.is_file():
+        raise InputError("annotation file or folder not found", source)
+    for seq in load_jsonl(source):
+        if seq.video_id not in wanted or seq.labels is None:
+            continue
+        n = store.num_shots(seq.video_id)
+        if len(seq) != n:
+            problem = f"video {seq.video_id!r} has {len(seq)} shots here but {n} in the store"
+            raise InputError(problem, source)
+        out[seq.video_id] = seq.labels
+    return out
+
+
+def select_videos(
+    store: FeatureStore, split: str | Path | None = None, subset: str = "test"
+) -> list[str]:
+    """Store videos in a ``split318.json``-style subset (all store videos if no split)."""
+    if split is None:
+        return store.video_ids
+    from .movienet import load_movienet_split
+
+    splits = load_movienet_split(split)
+    if subset not in splits:
+        raise InputError(f"split has no subset {subset!r} (has {sorted(splits)})", split)
+    return [vid for vid in splits[subset] if vid in store]
