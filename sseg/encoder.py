@@ -127,12 +127,12 @@ class ShotEncoder(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
         param = next(self.backbone.parameters())
+        if images.shape[0] == 0:
+            return torch.empty(0, self.dim, device=param.device)
         feats = [
             self.backbone.encode_image(chunk.to(param.device, param.dtype)).float()
             for chunk in images.split(self.batch_size)
         ]
-        if not feats:
-            return torch.empty(0, self.dim, device=param.device)
         return torch.cat(feats)
 
     def shot_features(
