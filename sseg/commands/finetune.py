@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     train = TrainConfig(
         steps=args.steps,
         lr=args.lr,
-        warmup_steps=min(args.warmup, args.steps - 1),
+        warmup_steps=args.warmup,
         weight_decay=args.weight_decay,
         seed=args.seed,
         batch_size=args.batch_size,
