@@ -38,22 +38,26 @@ BACKENDS = ("auto", "triton", "reference")
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _configs() -> list[triton.Config]:
+def _configs(warps: tuple[int, ...]) -> list[triton.Config]:
     if _INTERPRET:
         return [triton.Config({"BLOCK_M": 16}, num_warps=4)]
     return [
         triton.Config({"BLOCK_M": bm}, num_warps=nw, num_stages=ns)
         for bm in (16, 32, 64)
-        for nw in (4, 8)
+        for nw in warps
         for ns in (1, 2)
     ]
 
 
-def _prune(configs, named_args, **kwargs):
-    """Keep row tiles that fit in registers: BLOCK_M * BLOCK_D <= 32k elements."""
-    block_d = kwargs.get("BLOCK_D", named_args.get("BLOCK_D"))
-    kept = [c for c in configs if c.kwargs["BLOCK_M"] * block_d <= 32768]
-    return kept or configs[:1]
+def _pruner(max_tile: int):
+    """Keep row tiles that fit on chip: BLOCK_M * BLOCK_D <= ``max_tile`` elements."""
+
+    def prune(configs, named_args, **kwargs):
+        block_d = kwargs.get("BLOCK_D", named_args.get("BLOCK_D"))
+        kept = [c for c in configs if c.kwargs["BLOCK_M"] * block_d <= max_tile]
+        return kept or configs[:1]
+
+    return prune
 
 
 @triton.jit
@@ -70,7 +74,9 @@ def _affinity(
 
 
 @triton.autotune(
-    configs=_configs(), key=["D", "N_G", "SOFTMAX"], prune_configs_by={"early_config_prune": _prune}
+    configs=_configs((4, 8)),
+    key=["D", "N_G", "SOFTMAX"],
+    prune_configs_by={"early_config_prune": _pruner(32768)},
 )
 @triton.jit
 def _ag_residual_forward_kernel(
@@ -114,7 +120,9 @@ def _ag_residual_forward_kernel(
 
 
 @triton.autotune(
-    configs=_configs(), key=["D", "N_G", "SOFTMAX"], prune_configs_by={"early_config_prune": _prune}
+    configs=_configs((8, 16)),  # the (32, BLOCK_D) fp32 d(GW) accumulator needs many threads
+    key=["D", "N_G", "SOFTMAX"],
+    prune_configs_by={"early_config_prune": _pruner(16384)},
 )
 @triton.jit
 def _ag_residual_backward_kernel(
