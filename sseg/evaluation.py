@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from . import metrics
+from .errors import InputError
 from .features import FeatureStore
 from .model import SceneModel
 from .splitting import split_long_shots
@@ -28,6 +29,10 @@ def predict_store(
     progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """(video id -> (N,) probabilities per original shot, video id -> shots split)."""
+    expected = model.boundary.config.input_dim
+    if store.dim is not None and store.dim != expected:
+        problem = f"store features are {store.dim}-d but the model takes {expected}-d"
+        raise InputError(problem, store.root)
     model = model.to(device).eval()
     probs: dict[str, np.ndarray] = {}
     split_counts: dict[str, int] = {}
@@ -50,8 +55,6 @@ def score(
     threshold: float = 0.5,
 ) -> dict:
     """:func:`sseg.metrics.evaluate` over the videos that have both probabilities and labels."""
-    from .errors import InputError
-
     common = [vid for vid in labels if vid in probs]
     if not common:
         raise InputError("no video has both predictions and labels", store.root)

@@ -188,6 +188,8 @@ def evaluate(
     all_probs, all_labels = [], []
     for vid in sorted(probs_per_video):
         probs, labels = _arrays(probs_per_video[vid], labels_per_video[vid])
+        if vid not in times:
+            raise ValueError(f"{vid}: no shot times given")
         starts, ends = (np.asarray(t, dtype=np.float64).reshape(-1) for t in times[vid])
         if starts.shape != labels.shape or ends.shape != labels.shape:
             raise ValueError(f"{vid}: shot times do not match {labels.size} labels")

@@ -151,3 +151,11 @@ def test_bad_inputs_exit_2_with_file_and_line(store, model_path, tmp_path, capsy
     assert main(args) == 2
     with pytest.raises(SystemExit):
         main(["ablate", "--model", str(model_path), "--taus", "none,-3"])
+
+
+def test_model_and_store_dimensions_must_match(store, tmp_path, capsys):
+    other = tmp_path / "other.safetensors"
+    SceneModel(torch.randn(4, 16), ContextConfig(input_dim=16, hidden=16, heads=2, layers=1,
+               window=3)).save(other)  # fmt: skip
+    assert main(["evaluate", "--model", str(other), "--features", str(store.root)]) == 2
+    assert "32-d but the model takes 16-d" in capsys.readouterr().err
