@@ -143,3 +143,15 @@ def test_missing_cuda_extension_says_how_to_build(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_cuda)
     with pytest.raises(RuntimeError, match="SSEG_BUILD_CUDA=1"):
         pb._cuda_extension()
+
+
+def test_thread_count_does_not_change_results():
+    from sseg import _dtw_cpu
+
+    assert _dtw_cpu.isa in ("avx512", "avx2", "baseline")
+    x, anchors, lengths = _batch(700, 17, 64, 4, seed=12)
+    args = (x.numpy(), anchors.numpy(), lengths.numpy())
+    for mode in (0, 1):
+        b1, s1 = _dtw_cpu.pseudo_boundaries(*args, mode, 1)
+        b2, s2 = _dtw_cpu.pseudo_boundaries(*args, mode, 2)
+        assert (b1 == b2).all() and (s1 == s2).all()

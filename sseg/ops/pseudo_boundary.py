@@ -17,7 +17,7 @@ from types import ModuleType
 
 import torch
 
-from .pseudo_boundary_checks import check_finite, check_inputs
+from .pseudo_boundary_checks import check_finite, check_inputs, check_values
 from .pseudo_boundary_reference import reference_impl
 
 __all__ = ["pseudo_boundaries", "pseudo_boundaries_reference"]
@@ -69,10 +69,13 @@ def _pseudo_boundaries_op(
     if ext is None:
         _warn_fallback()
         return reference_impl(x, anchors, lengths, mode)
+    threads = torch.get_num_threads()  # torch.set_num_threads governs the extension too
     anchors_np = anchors.to(torch.int64).contiguous().numpy()
     lengths_np = lengths.to(torch.int64).contiguous().numpy()
     if x.dtype == torch.float32:
-        bounds, scores = ext.pseudo_boundaries(x.contiguous().numpy(), anchors_np, lengths_np, mode)
+        bounds, scores = ext.pseudo_boundaries(
+            x.contiguous().numpy(), anchors_np, lengths_np, mode, threads
+        )
         return torch.from_numpy(bounds), torch.from_numpy(scores)
     batch, length, dim = x.shape
     step = max(1, _CHUNK_FLOATS // max(1, length * dim))
@@ -80,7 +83,9 @@ def _pseudo_boundaries_op(
     scores = torch.empty((batch,), dtype=torch.float32)
     for s in range(0, batch, step):
         xb = x[s : s + step].to(torch.float32).contiguous().numpy()
-        b, sc = ext.pseudo_boundaries(xb, anchors_np[s : s + step], lengths_np[s : s + step], mode)
+        b, sc = ext.pseudo_boundaries(
+            xb, anchors_np[s : s + step], lengths_np[s : s + step], mode, threads
+        )
         bounds[s : s + step] = torch.from_numpy(b)
         scores[s : s + step] = torch.from_numpy(sc)
     return bounds, scores
@@ -166,8 +171,18 @@ def pseudo_boundaries(
         ValueError (:class:`sseg.errors.InputError`): bad shapes, dtypes, anchors,
             lengths, mode, or NaN/inf within a sequence's valid shots.
     """
-    x, anchors, lengths, code = check_inputs(x, anchors, lengths, mode)
-    bounds, scores = torch.ops.sseg.pseudo_boundaries(x.detach(), anchors, lengths, code)
+    # The C++ extension checks anchors and lengths itself while it runs; elsewhere
+    # (CUDA, reference fallback) they are checked up front.
+    x, anchors, lengths, code = check_inputs(x, anchors, lengths, mode, values=False)
+    native = x.device.type == "cpu" and _cpu_extension() is not None
+    if not native:
+        check_values(anchors, lengths, x.shape[1])
+    try:
+        bounds, scores = torch.ops.sseg.pseudo_boundaries(x.detach(), anchors, lengths, code)
+    except ValueError:
+        if native:  # re-check in Python for a message naming the bad sequence
+            check_values(anchors, lengths, x.shape[1])
+        raise
     check_finite(scores)
     return bounds, scores
 

@@ -19,14 +19,19 @@ def mode_code(mode: str) -> int:
 
 
 def check_inputs(
-    x: torch.Tensor, anchors: torch.Tensor, lengths: torch.Tensor | None, mode: str
+    x: torch.Tensor,
+    anchors: torch.Tensor,
+    lengths: torch.Tensor | None,
+    mode: str,
+    values: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Validates shapes, dtypes and values; returns ``(x, anchors, lengths, mode_code)``.
 
     ``anchors`` and ``lengths`` come back as int64 tensors on ``x``'s device. Value
-    checks (anchor order and range, lengths) are skipped while ``torch.compile``
-    traces, since they depend on data; NaN/inf in ``x`` is detected by the caller
-    from the scores (a sequence with non-finite shots gets a NaN score).
+    checks (anchor order and range, lengths; see :func:`check_values`) run when
+    ``values`` is true and ``torch.compile`` is not tracing (they depend on data).
+    NaN/inf in ``x`` is detected by the caller from the scores (a sequence with
+    non-finite shots gets a NaN score).
     """
     code = mode_code(mode)
     if not isinstance(x, torch.Tensor) or not isinstance(anchors, torch.Tensor):
@@ -72,8 +77,8 @@ def check_inputs(
                 f"pseudo_boundaries: batch mismatch: x has B = {batch}, lengths {lengths.shape[0]}"
             )
         lengths = lengths.to(device=x.device, dtype=torch.int64)
-    if batch and not torch.compiler.is_compiling():
-        _check_values(anchors, lengths, length)
+    if values:
+        check_values(anchors, lengths, length)
     return x, anchors.contiguous(), lengths.contiguous(), code
 
 
@@ -81,7 +86,10 @@ def _first_bad(mask: torch.Tensor) -> int:
     return int(mask.nonzero()[0, 0])
 
 
-def _check_values(anchors: torch.Tensor, lengths: torch.Tensor, length: int) -> None:
+def check_values(anchors: torch.Tensor, lengths: torch.Tensor, length: int) -> None:
+    """Raises an :class:`InputError` naming the first bad sequence, if any."""
+    if anchors.shape[0] == 0 or torch.compiler.is_compiling():
+        return
     bad = (lengths < 1) | (lengths > length)
     if bool(bad.any()):
         i = _first_bad(bad)
