@@ -29,11 +29,10 @@ import triton
 import triton.language as tl
 from torch import nn
 
-from .ag_residual_ref import PHI_CHOICES, ag_residual_reference
+from .ag_residual_ref import EPS, PHI_CHOICES, ag_residual_reference
 
 NG_PAD = 32  # genre rows held per program; N_g must not exceed it
 MAX_DIM = 1024  # largest feature dim whose row fits on chip
-EPS = 1e-6  # same clamp as F.normalize(eps=1e-6) in the reference
 BACKENDS = ("auto", "triton", "reference")
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
