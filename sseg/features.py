@@ -229,11 +229,19 @@ class FeatureStoreWriter:
                 "videos": {},
                 "meta": dict(meta or {}),
             }
+        self._disk_meta = json.dumps(self._index.get("meta", {}), sort_keys=True)
+        if (self.root / INDEX).exists() and meta:
+            self._disk_meta = ""  # new metadata: publish at close even with no new shard
         for stale in self.root.glob(".shard-*.tmp"):  # left by a killed writer
             stale.unlink(missing_ok=True)
         self._pending: list[tuple[str, dict[str, Any], np.ndarray, np.ndarray, np.ndarray]] = []
         self._pending_rows = 0
         self._closed = False
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Store metadata, live: changes are published with the next shard or at close."""
+        return self._index.setdefault("meta", {})
 
     def has(self, video_id: str) -> bool:
         """True if ``video_id`` is stored (or pending in this writer)."""
@@ -334,6 +342,7 @@ class FeatureStoreWriter:
         index["shards"].append({"rows": offset, **files})
         atomic_write_text(self.root / INDEX, json.dumps(index, indent=1))
         self._index = index
+        self._disk_meta = json.dumps(index.get("meta", {}), sort_keys=True)
         self._pending, self._pending_rows = [], 0
 
     def close(self) -> None:
@@ -342,8 +351,10 @@ class FeatureStoreWriter:
             return
         try:
             self.flush()
-            if not (self.root / INDEX).exists():
+            meta = json.dumps(self.meta, sort_keys=True)
+            if not (self.root / INDEX).exists() or meta != self._disk_meta:
                 atomic_write_text(self.root / INDEX, json.dumps(self._index, indent=1))
+                self._disk_meta = meta
         finally:
             self._closed = True
             with contextlib.suppress(OSError):

@@ -1,0 +1,70 @@
+"""``sseg extract``: videos or keyframe folders -> a feature store of frozen CLIP features."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "extract"
+HELP = (
+    "Encode videos or MovieNet-style keyframe folders with the frozen CLIP ViT-B/32 into a "
+    "feature store (resumable: videos already stored are skipped)."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``sseg extract``."""
+    parser.add_argument("inputs", nargs="+", help="video files and/or keyframe folders")
+    parser.add_argument("--out", required=True, help="feature store directory")
+    weights = parser.add_mutually_exclusive_group(required=True)
+    weights.add_argument("--clip-weights", help="local CLIP ViT-B/32 checkpoint file")
+    weights.add_argument(
+        "--random-init",
+        action="store_true",
+        help="randomly initialised backbone (tests/demo only: features are not semantic)",
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--movienet", help="MovieNet annotation root (shot_movie318/, meta/)")
+    parser.add_argument("--timings", help="JSON lines shot annotations (see sseg.data.jsonl)")
+    parser.add_argument(
+        "--placeholder-seconds",
+        type=float,
+        default=1.0,
+        help="shot length stored for keyframe folders without timings (default 1)",
+    )
+    parser.add_argument("--detector", default="transnetv2", help="shot detector for video inputs")
+    parser.add_argument(
+        "--shard-size", type=int, default=20_000, help="shots per store shard (default 20000)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Extract; print a one-line summary."""
+    from ..errors import InputError
+    from ..extract import KeyframeEncoder, TimingSource, extract
+    from ..keyframe_features import resolve_device
+
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.shard_size < 1:
+        raise InputError(f"--shard-size must be >= 1, got {args.shard_size}")
+    if not args.placeholder_seconds > 0:
+        raise InputError("--placeholder-seconds must be > 0")
+    device = resolve_device(args.device)
+    timings = TimingSource(args.movienet, args.timings)
+    weights = None if args.random_init else args.clip_weights
+
+    def make_encoder() -> KeyframeEncoder:
+        return KeyframeEncoder(weights, device, args.batch_size)
+
+    report = extract(
+        args.inputs, args.out, make_encoder, timings, args.detector, device,
+        shard_size=args.shard_size, placeholder_seconds=args.placeholder_seconds,
+        progress=not args.quiet,
+    )  # fmt: skip
+    print(
+        f"extracted {len(report.added)} video(s), skipped {len(report.skipped)} already "
+        f"stored -> {args.out}"
+    )
+    return 0

@@ -1,0 +1,276 @@
+"""Videos or keyframe folders -> frozen CLIP keyframe features in a feature store.
+
+Inputs (see docs/pretraining.md):
+
+* a video file: shots detected (:func:`sseg.pipeline.detect_shots`), 3 keyframes per shot
+  at the centres of the shot's thirds (:func:`sseg.keyframes.keyframes_for_shots`);
+* a keyframe folder in MovieNet's naming, ``<video_id>/shot_XXXX_img_{0,1,2}.jpg``: either
+  the folder of one video or a root holding one such folder per video. Shot timings
+  come from a MovieNet annotation root (``shot_movie318/<id>.txt``), a JSON lines file
+  (:func:`sseg.data.load_jsonl`), or - if neither knows the video - a placeholder of
+  ``placeholder_seconds`` per shot (reported).
+
+Videos already in the store are skipped, so an interrupted extraction resumes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .features import FeatureStoreWriter
+from .shots import ShotSequence
+
+KEYFRAME_RE = re.compile(r"^shot_(\d+)_img_(\d+)\.(jpe?g|png)$", re.IGNORECASE)
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts", ".m4v", ".mpg", ".mpeg"}
+
+
+@dataclass
+class Source:
+    """One video to extract: a video file, or a folder of keyframe images."""
+
+    video_id: str
+    path: Path
+    kind: str  # "video" | "keyframes"
+
+
+def _keyframe_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and KEYFRAME_RE.match(p.name))
+
+
+def find_sources(inputs: Sequence[str | Path]) -> list[Source]:
+    """Expand inputs into videos; duplicate ids are an error."""
+    sources: list[Source] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_file():
+            if path.suffix.lower() not in VIDEO_SUFFIXES:
+                raise InputError(f"not a video file (suffix {path.suffix!r})", path)
+            sources.append(Source(path.stem, path, "video"))
+        elif path.is_dir():
+            if _keyframe_files(path):
+                sources.append(Source(path.name, path, "keyframes"))
+                continue
+            subdirs = sorted(p for p in path.iterdir() if p.is_dir() and _keyframe_files(p))
+            if not subdirs:
+                raise InputError("folder holds no shot_XXXX_img_N.jpg keyframes", path)
+            sources += [Source(p.name, p, "keyframes") for p in subdirs]
+        else:
+            raise InputError("input not found", path)
+    seen: dict[str, Path] = {}
+    for s in sources:
+        if s.video_id in seen:
+            raise InputError(f"video id {s.video_id!r} also comes from {seen[s.video_id]}", s.path)
+        seen[s.video_id] = s.path
+    return sources
+
+
+def keyframe_grid(folder: Path, k: int = 3) -> list[list[Path]]:
+    """``[shot][j]`` image paths; shots must be numbered 0..N-1, each with images 0..k-1."""
+    grid: dict[int, dict[int, Path]] = {}
+    for p in _keyframe_files(folder):
+        match = KEYFRAME_RE.match(p.name)
+        assert match is not None
+        grid.setdefault(int(match.group(1)), {})[int(match.group(2))] = p
+    shots = sorted(grid)
+    if shots != list(range(len(shots))):
+        missing = sorted(set(range(max(shots) + 1)) - set(shots))
+        raise InputError(f"keyframes of shot(s) {missing[:5]} are missing", folder)
+    out = []
+    for s in shots:
+        if any(j not in grid[s] for j in range(k)):
+            raise InputError(f"shot {s} needs images img_0..img_{k - 1}", folder)
+        out.append([grid[s][j] for j in range(k)])
+    return out
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3); a clear error for an unreadable file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"cannot read keyframe image ({exc})", path) from exc
+
+
+class TimingSource:
+    """Shot timings (and labels/genres) for keyframe folders, by video id."""
+
+    def __init__(self, movienet: str | Path | None = None, jsonl: str | Path | None = None):
+        self.movienet = None if movienet is None else Path(movienet)
+        self.sequences: dict[str, ShotSequence] = {}
+        if jsonl is not None:
+            from .data import load_jsonl
+
+            self.sequences = {s.video_id: s for s in load_jsonl(jsonl)}
+
+    def get(self, video_id: str) -> ShotSequence | None:
+        """The annotation of ``video_id``, or None if no source knows it."""
+        if video_id in self.sequences:
+            return self.sequences[video_id]
+        if (
+            self.movienet is not None
+            and (self.movienet / "shot_movie318" / f"{video_id}.txt").is_file()
+        ):
+            from .data import load_movienet
+
+            return load_movienet(self.movienet, video_id)
+        return None
+
+
+class KeyframeEncoder:
+    """Frozen CLIP ViT-B/32 image tower: RGB uint8 images -> (M, D) features."""
+
+    def __init__(
+        self,
+        clip_weights: str | Path | None,
+        device: str = "cpu",
+        batch_size: int = 64,
+    ):
+        import warnings
+
+        from .clip_backbone import NotSemanticWarning, load_clip
+        from .encoder import ShotEncoder
+        from .genres import genre_embeddings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotSemanticWarning)
+            model, self.preprocess, tokenizer = load_clip(clip_weights, device=device)
+        self.model_id = getattr(model, "sseg_model_id", "ViT-B-32")
+        self.genre_bank = genre_embeddings(model, tokenizer)
+        self.encoder = ShotEncoder(model, self.genre_bank, batch_size=batch_size)
+        self.batch_size = batch_size
+
+    def encode(self, images: Iterator[np.ndarray] | Sequence[np.ndarray]) -> torch.Tensor:
+        """Features of the images, preprocessed and encoded batch by batch."""
+        from .encoder import preprocess_frames
+
+        out, chunk = [], []
+        for image in images:
+            chunk.append(image)
+            if len(chunk) == self.batch_size:
+                out.append(self.encoder.encode_keyframes(preprocess_frames(chunk, self.preprocess)))
+                chunk = []
+        if chunk:
+            out.append(self.encoder.encode_keyframes(preprocess_frames(chunk, self.preprocess)))
+        return torch.cat(out).cpu() if out else torch.zeros(0, self.encoder.dim)
+
+
+@dataclass
+class ExtractReport:
+    """What an extraction did."""
+
+    added: list[str]
+    skipped: list[str]
+    placeholder_timings: list[str]
+
+
+def extract(
+    inputs: Sequence[str | Path],
+    store: str | Path,
+    make_encoder: Callable[[], KeyframeEncoder],
+    timings: TimingSource | None = None,
+    detector: str = "transnetv2",
+    device: str = "cpu",
+    keyframes: int = 3,
+    shard_size: int = 20_000,
+    placeholder_seconds: float = 1.0,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> ExtractReport:
+    """Encode every input not yet in ``store`` and append it; returns a report.
+
+    Inputs are checked (keyframe folders complete) before ``make_encoder`` loads the
+    backbone, which happens only if some video is not stored yet.
+    """
+    from tqdm import tqdm
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    sources = find_sources(inputs)
+    grids = {s.video_id: keyframe_grid(s.path, keyframes) for s in sources if s.kind != "video"}
+    timings = timings or TimingSource()
+    report = ExtractReport([], [], [])
+    with FeatureStoreWriter(store, shard_size=shard_size) as writer:
+        todo = [s for s in sources if not writer.has(s.video_id)]
+        report.skipped = [s.video_id for s in sources if writer.has(s.video_id)]
+        if report.skipped:
+            log(f"{len(report.skipped)} video(s) already in the store: skipped")
+        if not todo:
+            return report
+        encoder = make_encoder()
+        backbone = writer.meta.get("backbone")
+        if backbone is not None and backbone != encoder.model_id:
+            raise InputError(
+                f"store was extracted with backbone {backbone!r}, not {encoder.model_id!r}",
+                store,
+            )
+        writer.meta.update(backbone=encoder.model_id, genre_bank="genre_bank.npy")
+        _save_bank(Path(store) / "genre_bank.npy", encoder.genre_bank)
+        for source in tqdm(todo, desc="extract", unit="video", disable=not progress):
+            if source.kind == "video":
+                _add_video(writer, source, encoder, detector, device, keyframes)
+            else:
+                placeholder = _add_keyframe_folder(
+                    writer, source, grids[source.video_id], encoder, timings, placeholder_seconds
+                )
+                if placeholder:
+                    report.placeholder_timings.append(source.video_id)
+            report.added.append(source.video_id)
+    if report.placeholder_timings:
+        log(
+            f"no shot timings for {len(report.placeholder_timings)} video(s) "
+            f"(e.g. {report.placeholder_timings[0]}): stored {placeholder_seconds:g} s per shot, "
+            "so duration-aware sampling treats their shots as equally long"
+        )
+    return report
+
+
+def _save_bank(path: Path, bank: torch.Tensor) -> None:
+    from .synthetic import save_genre_bank
+
+    save_genre_bank(path, bank.float().cpu().numpy())
+
+
+def _add_video(writer, source: Source, encoder, detector: str, device: str, k: int) -> None:
+    from .keyframes import keyframes_for_shots
+    from .pipeline import detect_shots
+
+    shots, fps = detect_shots(source.path, detector=detector, device=device)
+    frames = keyframes_for_shots(source.path, shots, k=k)  # (N, k, H, W, 3)
+    feats = encoder.encode(frames.reshape(-1, *frames.shape[2:]))
+    writer.add(
+        source.video_id,
+        feats.reshape(len(shots), k, -1).numpy(),
+        [s.start_time for s in shots],
+        [s.end_time for s in shots],
+        fps=fps,
+    )
+
+
+def _add_keyframe_folder(writer, source, grid, encoder, timings, seconds: float) -> bool:
+    k = len(grid[0])
+    feats = encoder.encode(read_image(p) for row in grid for p in row)
+    n = len(grid)
+    seq = timings.get(source.video_id)
+    if seq is not None and len(seq) != n:
+        raise InputError(
+            f"{source.video_id}: {n} shots of keyframes but the annotation has {len(seq)}",
+            source.path,
+        )
+    if seq is None:
+        starts = np.arange(n) * seconds
+        ends, labels, genres, fps = starts + seconds, None, None, None
+    else:
+        starts, ends, genres, fps = seq.starts, seq.ends, seq.genres, seq.fps
+        labels = seq.labels
+    writer.add(source.video_id, feats.reshape(n, k, -1).numpy(), starts, ends, genres, labels, fps)
+    return seq is None
