@@ -66,7 +66,7 @@ class _Tiny(nn.Module):
     def forward(self, batch):
         x, y = batch
         loss = nn.functional.mse_loss(self.net(x).squeeze(-1), y)
-        return loss, {"mse": float(loss)}
+        return loss, {"mse": loss.item()}
 
 
 def _batch(step: int, rank: int):
