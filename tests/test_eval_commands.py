@@ -102,6 +102,12 @@ def test_evaluate_model_predictions_and_jsonl_agree(store, model_path, tmp_path,
     # external predictions against the store, and against a JSON-lines annotation
     assert main(["evaluate", "--predictions", str(preds), "--features", str(store.root)]) == 0
     assert _metrics_line(capsys.readouterr().out) == table
+    # a predicted video the annotation lacks is reported, not silently dropped
+    with preds.open("a") as handle:
+        handle.write('{"video": "elsewhere", "shot": 0, "prob": 0.5}\n')
+    assert main(["evaluate", "--predictions", str(preds), "--features", str(store.root)]) == 0
+    captured = capsys.readouterr()
+    assert _metrics_line(captured.out) == table and "1 predicted video" in captured.err
     shots = tmp_path / "shots.jsonl"
     write_jsonl(shots, [f.to_shot_sequence() for f in videos.values()])
     assert main(["evaluate", "--predictions", str(preds), "--labels", str(shots)]) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 NAME = "evaluate"
 HELP = "Score scene-boundary predictions: AP, F1, mIoU, Recall, Recall@3s."
@@ -115,6 +116,14 @@ def run(args: argparse.Namespace) -> int:
 
             write_predictions(args.save_predictions, probs)
     report["metrics"] = result
+    unscored = sorted(set(probs) - set(result["per_video"]))
+    if unscored:
+        report["unscored"] = unscored
+        print(
+            f"note: {len(unscored)} predicted video(s) have no labels here and are not scored "
+            f"(e.g. {unscored[0]})",
+            file=sys.stderr,
+        )
     rows = [("all", result)]
     if args.per_video:
         rows = [*sorted(result["per_video"].items()), *rows]
