@@ -191,3 +191,39 @@ def test_predictions_round_trip_and_gaps(tmp_path):
 def test_loaders_return_shot_sequences(tmp_path):
     root = _movienet(tmp_path, ["0000 0", "0001 1", "0002 0"])
     assert isinstance(load_movienet(root, "tt0000001"), ShotSequence)
+
+
+def _store_with(tmp_path, counts, labels=None):
+    from sseg.features import FeatureStore, FeatureStoreWriter
+
+    rng = np.random.default_rng(0)
+    with FeatureStoreWriter(tmp_path / "store") as writer:
+        for i, n in enumerate(counts):
+            ends = np.arange(1.0, n + 1)
+            lab = None if labels is None else labels[i]
+            writer.add(f"tt{i}", rng.normal(size=(n, 3, 4)), ends - 1, ends, [], lab)
+    return FeatureStore(tmp_path / "store")
+
+
+def test_load_labels_from_store_movienet_root_and_jsonl(tmp_path):
+    from sseg.data.annotations import load_labels, select_videos
+
+    store = _store_with(tmp_path, [4, 3], labels=[[0, 1, 0, 1], None])
+    assert list(load_labels(None, store)) == ["tt0"]  # unlabelled video skipped
+    root = tmp_path / "mn"
+    (root / "label318").mkdir(parents=True)
+    (root / "label318" / "tt0.txt").write_text("0000 1\n0001 0\n0002 1\n")
+    (root / "label318" / "tt1.txt").write_text("0000 0\n")
+    got = load_labels(root, store)
+    assert got["tt0"].tolist() == [1, 0, 1, -100] and got["tt1"].tolist() == [0, -100, -100]
+    shots = tmp_path / "shots.jsonl"
+    write_jsonl(shots, [ShotSequence("tt1", [0, 1, 2], [1, 2, 3], labels=[1, 0, -100])])
+    assert load_labels(shots, store)["tt1"].tolist() == [1, 0, -100]
+    write_jsonl(shots, [ShotSequence("tt1", [0, 1], [1, 2], labels=[1, 0])])
+    with pytest.raises(InputError, match="2 shots here but 3 in the store"):
+        load_labels(shots, store)
+    split = tmp_path / "split318.json"
+    split.write_text(json.dumps({"train": ["tt1", "nope"], "test": ["tt0"]}))
+    assert select_videos(store, split, "train") == ["tt1"]
+    with pytest.raises(InputError, match="no subset 'dev'"):
+        select_videos(store, split, "dev")
