@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..features import FeatureStore
     from ..finetune import MODEL_FILE, FinetuneConfig, LabelledShots, finetune
-    from ..training import TrainConfig
+    from ..training import TrainConfig, init_distributed
 
     if args.steps < 1 or args.batch_size < 1:
         raise InputError("--steps and --batch-size must be at least 1")
@@ -148,7 +148,11 @@ def run(args: argparse.Namespace) -> int:
         f"fine-tuning on {len(data.keyframes)} videos, {len(data.positions)} labelled shots, "
         f"{args.steps} steps"
     )
-    _, history = finetune(model, data, train, options, args.out, args.resume, args.device)
+    info = init_distributed(args.device)  # one process unless launched by torchrun
+    device = args.device
+    if info.enabled and str(device).startswith("cuda"):
+        device = f"cuda:{info.local_rank}"
+    _, history = finetune(model, data, train, options, args.out, args.resume, device, info)
     tail = history[-min(len(history), 50) :]
     if tail:
         print(f"final loss (mean of last {len(tail)} steps): {sum(tail) / len(tail):.4f}")
