@@ -22,6 +22,7 @@ directly the initialisation for fine-tuning; the L_con projection head is droppe
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import warnings
 from dataclasses import dataclass
@@ -128,6 +129,34 @@ def _gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.cat(parts), dist.get_rank() * x.shape[0]
 
 
+_warned_cpu_search = False
+
+
+def search_boundaries(
+    shots: torch.Tensor, anchors: torch.Tensor, lengths: torch.Tensor, mode: str
+) -> torch.Tensor:
+    """Pseudo-boundaries (B, K-1) of detached shot features, on their device.
+
+    On CUDA without the compiled ``sseg._dtw_cuda`` kernel the search runs on the CPU
+    (C++ backend) and the result is copied back, with a one-time warning.
+    """
+    global _warned_cpu_search
+    from .ops.pseudo_boundary import pseudo_boundaries
+
+    x = shots.detach().float()
+    if x.is_cuda and importlib.util.find_spec("sseg._dtw_cuda") is None:
+        if not _warned_cpu_search:
+            _warned_cpu_search = True
+            warnings.warn(
+                "sseg._dtw_cuda is not built: the pseudo-boundary search runs on the CPU "
+                "(build with SSEG_BUILD_CUDA=1 for the GPU kernel)",
+                stacklevel=2,
+            )
+        bounds, _ = pseudo_boundaries(x.cpu(), anchors.cpu(), lengths.cpu(), mode)
+        return bounds.to(shots.device, non_blocking=True)
+    return pseudo_boundaries(x, anchors, lengths, mode)[0]
+
+
 def segment_ids(boundaries: torch.Tensor, width: int) -> torch.Tensor:
     """(B, K-1) boundaries (last shot of each segment) -> (B, W) segment index per shot."""
     t = torch.arange(width, device=boundaries.device)
@@ -168,12 +197,9 @@ class PretrainObjective(nn.Module):
 
     def forward(self, batch: PretrainBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Both losses on one batch."""
-        from .ops.pseudo_boundary import pseudo_boundaries
-
         valid = batch.valid
         shots = self.scene.shot_features(batch.keyframes) * valid[..., None]
-        bounds, _ = pseudo_boundaries(shots.detach().float(), batch.anchors, batch.lengths,
-                                      self.dtw_mode)  # fmt: skip
+        bounds = search_boundaries(shots, batch.anchors, batch.lengths, self.dtw_mode)
         tokens = self.scene.boundary.encoder(shots, valid)
         b, w = valid.shape
         k = batch.anchors.shape[1]
