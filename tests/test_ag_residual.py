@@ -235,3 +235,16 @@ def test_gpu_triton_matches_reference(m, d, dtype, phi):
     _close(out, ref_out, dtype, "out")
     _close(vt.grad, ref_dv, dtype, "dV")
     _close(wt.grad, ref_dw, dtype, "dW")
+
+
+@pytest.mark.gpu
+def test_gpu_inductor_compile_fullgraph():
+    v, g, w = (t.cuda() for t in _inputs(300, 512, torch.bfloat16))
+    v.requires_grad_()
+    w.requires_grad_()
+    compiled = torch.compile(lambda v_, w_: ag_residual(v_, g, w_).float().sum(), fullgraph=True)
+    compiled(v, w).backward()
+    ve, we = v.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    ag_residual(ve, g, we, backend="reference").float().sum().backward()
+    _close(v.grad, ve.grad, torch.bfloat16, "dV")
+    _close(w.grad, we.grad, torch.bfloat16, "dW")

@@ -24,9 +24,14 @@ def clip():
 
 
 @pytest.fixture(scope="module")
-def bank(clip, tmp_path_factory):
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def bank(clip, cache_dir):
     model, _, tokenizer = clip
-    return genre_embeddings(model, tokenizer, cache_dir=tmp_path_factory.mktemp("cache"))
+    return genre_embeddings(model, tokenizer, cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +115,20 @@ def test_genre_bank_from_clip_text_tower(clip, bank):
     torch.testing.assert_close(bank.norm(dim=1), torch.ones(21))
     names = genre_embeddings(model, tokenizer, mode="name", use_cache=False)
     assert (names - bank).abs().max() > 1e-3
+
+
+def test_from_pretrained_reuses_the_cached_genre_bank(bank, cache_dir, monkeypatch):
+    from sseg import genres
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the genre bank should come from the cache")
+
+    monkeypatch.setattr(genres, "encode_texts", no_encoding)
+    with pytest.warns(NotSemanticWarning):
+        encoder = ShotEncoder.from_pretrained(None, cache_dir=cache_dir, phi="softmax")
+    torch.testing.assert_close(encoder.genre_residual.genres, bank)
+    assert encoder.preprocess is not None and encoder.genre_residual.phi == "softmax"
+    assert encoder.dim == 512
 
 
 def test_encode_keyframes_is_batch_invariant(clip, bank, images):
