@@ -194,3 +194,28 @@ def test_pretrain_command(store_dir, tmp_path, capsys):
     bad = _write(tmp_path / "bad.json", '{"store": "nowhere", "out_dir": "o", "device": "cpu"}')
     assert main(["pretrain", "--config", str(bad), "--quiet"]) == 2
     assert "feature store not found" in capsys.readouterr().err
+
+
+def test_pretrained_checkpoint_initialises_finetuning(store_dir, tmp_path, capsys):
+    """The saved pre-trained SceneModel is accepted as-is by ``sseg finetune --init``."""
+    run_pretraining(_cfg(store_dir, tmp_path / "pre", steps=4, checkpoint_every=0), False, False)
+    pre = SceneModel.load(tmp_path / "pre" / "model.safetensors")
+    args = ["finetune", "--features", str(store_dir), "--out", str(tmp_path / "ft"),
+            "--init", str(tmp_path / "pre" / "model.safetensors"), "--steps", "3",
+            "--batch-size", "8", "--no-progress"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    tuned = SceneModel.load(tmp_path / "ft" / "model.safetensors")
+    assert tuned.boundary.config == pre.boundary.config
+    torch.testing.assert_close(tuned.genre_residual.weight, pre.genre_residual.weight)
+    assert not torch.equal(
+        tuned.boundary.head.mlp[0].weight, pre.boundary.head.mlp[0].weight
+    )  # the head trained on top of the pre-trained one
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_pretraining_on_gpu(store_dir, tmp_path, amp):
+    cfg = _cfg(store_dir, tmp_path / amp, steps=20, device="cuda", amp=amp, batch_size=16)
+    history = run_pretraining(cfg, progress=False)["history"]
+    assert all(math.isfinite(x) for x in history)
+    assert np.mean(history[-5:]) < np.mean(history[:5])
