@@ -42,7 +42,10 @@ class ContextEncoder(nn.Module):
             raise ValueError(f"window must be a positive odd number, got {cfg.window}")
         self.input_proj = nn.Linear(cfg.input_dim, cfg.hidden)
         self.positions = nn.Parameter(torch.zeros(cfg.window, cfg.hidden))
-        nn.init.normal_(self.positions, std=0.02)
+        # Unit-scale positions: projected shot features are O(1), and positions at
+        # BERT's 0.02 leave neighbouring shots almost indistinguishable, which makes
+        # a fresh model learn boundaries very slowly.
+        nn.init.normal_(self.positions, std=1.0)
         self.input_norm = nn.LayerNorm(cfg.hidden)
         self.dropout = nn.Dropout(cfg.dropout)
         layer = nn.TransformerEncoderLayer(

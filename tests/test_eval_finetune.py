@@ -33,20 +33,11 @@ def store(tmp_path_factory):
 
 
 def small_model(store, seed: int = 0) -> SceneModel:
-    """A small SceneModel on the store's genre bank.
-
-    Positional embeddings are drawn at unit scale, comparable to the projected
-    features, as a pre-trained initialisation would have them: at the default
-    0.02 the transformer can barely tell neighbouring shots apart, and learning
-    the boundary rule from scratch takes far longer than a unit test allows.
-    """
+    """A small SceneModel on the store's genre bank (default unit-scale positions)."""
     torch.manual_seed(seed)
     bank = torch.from_numpy(np.load(store.root / "genre_bank.npy"))
     cfg = ContextConfig(input_dim=DIM, hidden=64, heads=4, layers=1, window=9, dropout=0.0)
-    model = SceneModel(bank, cfg)
-    with torch.no_grad():
-        model.boundary.encoder.positions.normal_(0.0, 1.0)
-    return model
+    return SceneModel(bank, cfg)
 
 
 def _ap(model, store, videos):
