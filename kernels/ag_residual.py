@@ -37,15 +37,32 @@ BACKENDS = ("auto", "triton", "reference")
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _configs(warps: tuple[int, ...]) -> list[triton.Config]:
-    if _INTERPRET:
-        return [triton.Config({"BLOCK_M": 16}, num_warps=4)]
+def _configs(warps: tuple[int, ...], waves: tuple[int, ...] = (0,)) -> list[triton.Config]:
+    """Autotune space. ``WAVES`` = programs per SM of a persistent grid (0: one per block)."""
+    if _INTERPRET:  # one config; a 2-program persistent grid exercises the row-block loop
+        return [triton.Config({"BLOCK_M": 16, "WAVES": 1}, num_warps=4)]
     return [
-        triton.Config({"BLOCK_M": bm}, num_warps=nw, num_stages=ns)
+        triton.Config({"BLOCK_M": bm, "WAVES": wv}, num_warps=nw, num_stages=2)
         for bm in (16, 32, 64)
         for nw in warps
-        for ns in (1, 2)
+        for wv in waves
     ]
+
+
+def _num_sms(t: torch.Tensor) -> int:
+    if t.is_cuda:
+        return torch.cuda.get_device_properties(t.device).multi_processor_count
+    return 2
+
+
+def _grid(m: int, sms: int):
+    """Grid for a row-block kernel: every block, or WAVES programs per SM looping over them."""
+
+    def grid(meta):
+        blocks = triton.cdiv(m, meta["BLOCK_M"])
+        return (blocks if meta["WAVES"] == 0 else max(1, min(blocks, meta["WAVES"] * sms)),)
+
+    return grid
 
 
 def _pruner(max_tile: int):
@@ -73,7 +90,7 @@ def _affinity(
 
 
 @triton.autotune(
-    configs=_configs((4, 8)),
+    configs=_configs((4, 8), waves=(0, 4)),
     key=["D", "N_G", "SOFTMAX"],
     prune_configs_by={"early_config_prune": _pruner(32768)},
 )
@@ -94,28 +111,32 @@ def _ag_residual_forward_kernel(
     SOFTMAX: tl.constexpr,
     PREC: tl.constexpr,
     BLOCK_M: tl.constexpr,
+    WAVES: tl.constexpr,
 ):
     pid = tl.program_id(0)
-    rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
+    nprog = tl.num_programs(0)
     cols = tl.arange(0, BLOCK_D)
     gcols = tl.arange(0, NG_PAD)
     col_ok = cols < D
-    mask = (rows < M)[:, None] & col_ok[None, :]
     g_mask = (gcols < N_G)[:, None] & col_ok[None, :]
     g = tl.load(g_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
     gw = tl.load(gw_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
 
-    rows64 = rows.to(tl.int64)
-    v = tl.load(v_ptr + rows64[:, None] * stride_v + cols[None, :], mask=mask, other=0.0)
-    vf = v.to(tl.float32)
-    norm = tl.maximum(tl.sqrt(tl.sum(vf * vf, axis=1)), 1e-6)
-    a = _affinity(v, g, norm, inv_temp, gcols, N_G, SOFTMAX, PREC)
-    out = vf + tl.dot(a.to(gw.dtype), gw, input_precision=PREC)
-    tl.store(
-        out_ptr + rows64[:, None] * stride_out + cols[None, :],
-        out.to(out_ptr.dtype.element_ty),
-        mask=mask,
-    )
+    # one iteration per program, or a persistent loop that reuses the G / GW tiles
+    for block in range(pid, tl.cdiv(M, BLOCK_M), nprog):
+        rows = block * BLOCK_M + tl.arange(0, BLOCK_M)
+        rows64 = rows.to(tl.int64)
+        mask = (rows < M)[:, None] & col_ok[None, :]
+        v = tl.load(v_ptr + rows64[:, None] * stride_v + cols[None, :], mask=mask, other=0.0)
+        vf = v.to(tl.float32)
+        norm = tl.maximum(tl.sqrt(tl.sum(vf * vf, axis=1)), 1e-6)
+        a = _affinity(v, g, norm, inv_temp, gcols, N_G, SOFTMAX, PREC)
+        out = vf + tl.dot(a.to(gw.dtype), gw, input_precision=PREC)
+        tl.store(
+            out_ptr + rows64[:, None] * stride_out + cols[None, :],
+            out.to(out_ptr.dtype.element_ty),
+            mask=mask,
+        )
 
 
 @triton.autotune(
@@ -143,6 +164,7 @@ def _ag_residual_backward_kernel(
     SOFTMAX: tl.constexpr,
     PREC: tl.constexpr,
     BLOCK_M: tl.constexpr,
+    WAVES: tl.constexpr,
 ):
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
@@ -226,7 +248,7 @@ def ag_residual_forward(
     out = torch.empty_like(v, memory_format=torch.contiguous_format)
     if m == 0:
         return out
-    _ag_residual_forward_kernel[lambda meta: (triton.cdiv(m, meta["BLOCK_M"]),)](
+    _ag_residual_forward_kernel[_grid(m, _num_sms(v))](
         v,
         g_hat,
         gw_k,
