@@ -305,7 +305,7 @@ class TrainConfig:
     amp: str = "auto"  # auto | bf16 | fp16 | off (autocast only on CUDA unless bf16 is forced)
     seed: int = 0
     batch_size: int = 32  # sequences per rank per step (for the sequences/s readout)
-    checkpoint_every: int = 500
+    checkpoint_every: int = 500  # steps between train states; 0: only at the end
     log_every: int = 10
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -492,7 +492,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        if cfg.checkpoint_every and self.step % cfg.checkpoint_every:
+        if not cfg.checkpoint_every or self.step % cfg.checkpoint_every:  # final state
             self.save()
         return self.history
 

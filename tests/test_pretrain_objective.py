@@ -115,6 +115,7 @@ def test_pretraining_loss_falls_and_model_loads_for_finetuning(store_dir, tmp_pa
     assert probs.shape == (25,) and ((probs >= 0) & (probs <= 1)).all()
     report = json.loads((tmp_path / "out" / "pretrain_summary.json").read_text())
     assert report["steps"] == 150 and report["videos"] == 12
+    assert (tmp_path / "out" / "train_state.safetensors").is_file()  # saved at the end
 
 
 def test_killed_run_resumes_to_the_same_loss_curve(store_dir, tmp_path, monkeypatch):
