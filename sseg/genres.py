@@ -141,7 +141,7 @@ def text_tower_fingerprint(clip_model: torch.nn.Module) -> str:
             step = max(1, flat.numel() // 4096)
             sample = flat[::step][:4096].to("cpu", torch.float32).contiguous()
             digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
-            digest.update(repr(float(flat.double().sum())).encode())
+            digest.update(repr(float(flat.sum(dtype=torch.float64))).encode())
             digest.update(sample.numpy().tobytes())
     return digest.hexdigest()[:16]
 
