@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .kernels.ag_residual_ref import PHI_CHOICES
 from .sampling import ANCHOR_MODES
 
 
@@ -69,7 +70,7 @@ _CHOICES = {
     "dtw_mode": ("mean", "sum"),
     "optimizer": ("adamw", "lars"),
     "amp": ("auto", "bf16", "fp16", "off"),
-    "phi": ("identity", "softmax"),
+    "phi": PHI_CHOICES,
 }
 _POSITIVE = {
     "stride", "temperature", "proj_dim", "hidden", "heads", "layers", "lr", "batch_size",
