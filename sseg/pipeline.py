@@ -9,7 +9,8 @@ splitting (:mod:`sseg.splitting`), SceneModel inference, grouping
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "IntraShotBoundary",
     "detect_shots",
     "keyframes_for_shots",
+    "segment",
 ]
 
 
@@ -104,6 +106,176 @@ class SegmentationResult:
         return self.shots[-1].end_time - self.shots[0].start_time if self.shots else 0.0
 
 
-def _log(message: str, quiet: bool) -> None:
-    if not quiet:
-        print(message, file=sys.stderr)
+def _progress(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="shot", file=sys.stderr, disable=quiet, leave=False)
+
+
+_BACKBONES: dict[tuple, tuple] = {}
+
+
+def _backbone(clip_weights: str | None, seed: int | None, device: str):
+    """Load (and cache per process) the frozen CLIP backbone."""
+    from .keyframe_features import load_backbone
+
+    key = (None if clip_weights is None else str(Path(clip_weights).resolve()), seed, device)
+    if key not in _BACKBONES:
+        _BACKBONES[key] = load_backbone(clip_weights, seed=seed, device=device)
+    return _BACKBONES[key][0]
+
+
+def load_scene_model(model: str | Path | None, device: str, quiet: bool = True):
+    """A SceneModel from ``model`` (path), or the cached demo model when None."""
+    from .model import SceneModel
+
+    if model is None:
+        from .demo import ensure_demo_model
+
+        model = ensure_demo_model(quiet=quiet)
+    return SceneModel.load(model, device=device).eval(), str(model)
+
+
+def segment(
+    path: str | Path,
+    *,
+    detector: str = "transnetv2",
+    detector_threshold: float | None = None,
+    min_shot_frames: int = 15,
+    threshold: float = 0.5,
+    tau: float | None = 10.0,
+    split: bool = True,
+    start: str | float | int | None = None,
+    end: str | float | int | None = None,
+    model: str | Path | None = None,
+    clip_weights: str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    precision: str = "fp32",
+    quiet: bool = True,
+) -> SegmentationResult:
+    """Segment the video at ``path`` into scenes.
+
+    Args:
+        detector: ``transnetv2`` (default) or ``content``; ``detector_threshold``
+            overrides its default (0.5 / 27); ``min_shot_frames`` for ``content``.
+        threshold: P(shot ends a scene) at or above which a scene ends.
+        tau, split: test-time splitting of shots longer than ``tau`` s into 3.
+        start, end: timecodes of a sub-range to process.
+        model: a SceneModel safetensors file; None = the built-in demo model.
+        clip_weights: local CLIP ViT-B/32 weights; needed unless the model names
+            a seeded random backbone (the demo model does).
+        device: ``auto``, ``cpu`` or ``cuda``; precision ``fp32``/``fp16``/``bf16``.
+    """
+    from .keyframe_features import encode_keyframes, resolve_device, resolve_precision
+    from .scenes import group_scenes
+    from .shot_detect import detect_shots as _detect
+
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must be within [0, 1], got {threshold}")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be positive, got {batch_size}")
+    if split and tau is not None and tau <= 0:
+        raise InputError(f"--tau must be positive seconds, got {tau}")
+    device = resolve_device(device)
+    precision, note = resolve_precision(precision, device)
+    if note:
+        print(f"sseg: {note}", file=sys.stderr)
+    timings: dict[str, float] = {}
+    began = time.perf_counter()
+
+    video = open_video(path)
+    start_frame, end_frame = frame_range(video.info, start, end)
+    tick = time.perf_counter()
+    detection = _detect(
+        video,
+        detector=detector,
+        threshold=detector_threshold,
+        min_shot_frames=min_shot_frames,
+        start_frame=start_frame,
+        end_frame=end_frame,
+        device=device,
+        quiet=quiet,
+    )
+    shots = detection.shots
+    info = video.info
+    if end_frame is None and start_frame == 0 and video.decoded_frames:
+        # Exact frame count and duration from the full decode.
+        last = shots[-1].end_frame
+        info = replace(info, frame_count=last, duration=last / info.fps)
+    timings["shot_detection"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    keyframes = keyframes_for_shots(video, shots, k=3, quiet=quiet)
+    timings["keyframes"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    scene_model, model_name = load_scene_model(model, device, quiet)
+    meta = scene_model.meta
+    seed = None
+    if clip_weights is None:
+        seed = meta.get("backbone_seed")
+        if seed is None or meta.get("clip_weights"):
+            raise InputError(
+                "this model was trained on CLIP features: pass --clip-weights PATH", model_name
+            )
+    backbone = _backbone(None if clip_weights is None else str(clip_weights), seed, device)
+    timings["load_models"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    feats = encode_keyframes(backbone, keyframes, device, batch_size, precision, quiet)
+    timings["encoding"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    probs, intra = _infer(
+        scene_model, shots, feats, info, threshold, tau if split else None, device, quiet
+    )
+    timings["inference"] = time.perf_counter() - tick
+
+    scenes = group_scenes(shots, probs, threshold)
+    timings["total"] = time.perf_counter() - began
+    return SegmentationResult(
+        video=info,
+        shots=shots,
+        probabilities=probs,
+        threshold=threshold,
+        scenes=scenes,
+        intra_shot_boundaries=intra,
+        timings=timings,
+        detector=detector,
+        model=model_name,
+        skipped_frames=detection.skipped_frames,
+        keyframes=keyframes,
+    )
+
+
+def _infer(
+    scene_model,
+    shots: list[Shot],
+    feats,
+    info: VideoInfo,
+    threshold: float,
+    tau: float | None,
+    device: str,
+    quiet: bool,
+) -> tuple[np.ndarray, list[IntraShotBoundary]]:
+    """Boundary probabilities per shot, with test-time splitting of long shots."""
+    from .shots import ShotSequence
+    from .splitting import split_long_shots
+
+    seq = ShotSequence(
+        video_id=Path(info.path).stem,
+        starts=[s.start_time for s in shots],
+        ends=[s.end_time for s in shots],
+        fps=info.fps,
+    )
+    plan = split_long_shots(seq, feats, tau=tau, n=3)
+    with _progress(len(plan.origin), "inference", quiet) as bar:
+        sub = scene_model.predict(plan.keyframes.to(device)).cpu().numpy()
+        bar.update(len(sub))
+    probs = plan.merge(sub).astype(np.float64)
+    intra = [
+        IntraShotBoundary(shot, t, to_frame(t, info.fps), p)
+        for shot, t, p in plan.intra_shot_boundaries(sub, threshold)
+    ]
+    return probs, intra

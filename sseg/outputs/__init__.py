@@ -1,0 +1,50 @@
+"""Output formats, one module each; :func:`write_outputs` writes the chosen ones atomically.
+
+Each format module defines ``SUFFIX`` (file name ending) and
+``render(result) -> str | bytes``. All files are rendered in memory first and
+then written atomically; if any write fails, files written by that call are
+removed again, so a failed run leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("json", "csv", "edl", "vtt", "ffmetadata", "html")
+DEFAULT_FORMATS = ("json", "csv")
+
+
+def format_module(name: str):
+    """The module implementing output format ``name``."""
+    if name not in FORMATS:
+        raise ValueError(f"unknown output format {name!r}")
+    return importlib.import_module(f"sseg.outputs.{name}_format")
+
+
+def output_paths(out_dir: str | Path, stem: str, formats: tuple[str, ...]) -> dict[str, Path]:
+    """Where each format would be written."""
+    return {name: Path(out_dir) / f"{stem}{format_module(name).SUFFIX}" for name in formats}
+
+
+def write_outputs(
+    result: Any, out_dir: str | Path, stem: str, formats: tuple[str, ...] = DEFAULT_FORMATS
+) -> list[Path]:
+    """Render and atomically write ``formats`` for ``result``; returns the written paths."""
+    from ..atomic import atomic_write_bytes
+
+    rendered = {}
+    for name, path in output_paths(out_dir, stem, formats).items():
+        data = format_module(name).render(result)
+        rendered[path] = data.encode("utf-8") if isinstance(data, str) else data
+    written: list[Path] = []
+    try:
+        for path, data in rendered.items():
+            atomic_write_bytes(path, data)
+            written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return written

@@ -1,0 +1,1 @@
+"""Helpers that generate test inputs (procedural videos with known cuts)."""
