@@ -6,6 +6,8 @@ import importlib
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sseg.kernels import AGResidual, ag_residual, ag_residual_reference
 from sseg.kernels.ag_residual import AGResidualFunction, ag_residual_op
 
@@ -97,6 +99,27 @@ def test_fewer_genres_and_zero_rows():
         _close(out, ref_out, torch.float32, "out")
         _close(dv, ref_dv, torch.float32, "dV")
         _close(g.T @ dgw, ref_dw, torch.float32, "dW")
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    m=st.integers(1, 40),
+    d=st.integers(1, 130),
+    n_g=st.integers(1, 32),
+    softmax=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_random_shapes_match_reference(m, d, n_g, softmax, seed):
+    torch.manual_seed(seed)
+    phi = "softmax" if softmax else "identity"
+    v, g, w = _inputs(m, d, torch.float32, n_g=n_g, scale=0.2)
+    grad_out = torch.randn(m, d)
+    ref_out, ref_dv, ref_dw = _reference_grads(v, g, w, phi, 0.3, grad_out)
+    out = agr.ag_residual_forward(v, g, g @ w, phi, 0.3)
+    dv, dgw = agr.ag_residual_backward(v, g, g @ w, grad_out, phi, 0.3)
+    _close(out, ref_out, torch.float32, "out")
+    _close(dv, ref_dv, torch.float32, "dV")
+    _close(g.T @ dgw, ref_dw, torch.float32, "dW")
 
 
 def test_autograd_function_matches_custom_op():
