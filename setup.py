@@ -74,6 +74,7 @@ def _extensions() -> list[Pybind11Extension]:
         Pybind11Extension(
             "sseg._dtw_cpu",
             [f"{CSRC}/dtw_cpu.cpp"],
+            depends=[f"{CSRC}/dtw_common.h", f"{CSRC}/dtw_cpu_simd.h"],
             extra_compile_args=["-O3", *omp_compile],
             extra_link_args=omp_link,
             cxx_std=17,
@@ -85,6 +86,7 @@ def _extensions() -> list[Pybind11Extension]:
             Pybind11Extension(
                 "sseg._dtw_cuda",
                 [f"{CSRC}/dtw_cuda_bindings.cpp", f"{CSRC}/dtw_cuda.cu"],
+                depends=[f"{CSRC}/dtw_common.h"],
                 include_dirs=[f"{cuda_home}/include"],
                 library_dirs=[f"{cuda_home}/lib64"],
                 libraries=["cudart"],
