@@ -391,6 +391,19 @@ def resolve_backend(v: torch.Tensor, backend: str | None = None) -> str:
     return choice
 
 
+def triton_unsupported(v: torch.Tensor, g: torch.Tensor) -> str | None:
+    """Why the Triton kernels cannot run these inputs, or None if they can."""
+    if v.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return f"dtype {v.dtype} (supported: float32, float16, bfloat16)"
+    if v.shape[-1] > MAX_DIM:
+        return f"feature dim {v.shape[-1]} > {MAX_DIM}"
+    if not 1 <= g.shape[0] <= NG_PAD:
+        return f"{g.shape[0]} genres (supported: 1..{NG_PAD})"
+    if g.requires_grad:
+        return "the genre bank requires grad (the kernels differentiate V and W only)"
+    return None
+
+
 def ag_residual(
     v: torch.Tensor,
     g: torch.Tensor,
@@ -401,16 +414,22 @@ def ag_residual(
 ) -> torch.Tensor:
     """Apply the genre residual to token rows ``v`` (..., D); returns v's shape and dtype.
 
-    ``G @ W`` is formed once per call (a tiny (N_g, D) x (D, D) matmul). The Triton path
-    differentiates V and W only; if ``g`` requires grad the reference is used.
+    ``G @ W`` is formed once per call (a tiny (N_g, D) x (D, D) matmul). Where the kernels
+    do not apply (see :func:`triton_unsupported`) automatic dispatch uses the reference and
+    a forced ``"triton"`` backend raises ``ValueError``.
     """
     if phi not in PHI_CHOICES:
         raise ValueError(f"phi must be one of {PHI_CHOICES}, got {phi!r}")
     shape = v.shape
     rows = v.reshape(-1, shape[-1])
     gw = g.to(w.dtype) @ w
-    use_triton = resolve_backend(v, backend) == "triton" and not g.requires_grad
-    if use_triton and v.dtype in (torch.float32, torch.float16, torch.bfloat16):
+    use_triton = resolve_backend(v, backend) == "triton"
+    if use_triton:
+        reason = triton_unsupported(v, g)
+        if reason and (backend or os.environ.get("SSEG_AG_BACKEND", "auto")) == "triton":
+            raise ValueError(f"ag_residual Triton backend: {reason}")
+        use_triton = reason is None
+    if use_triton:
         out = ag_residual_op(rows, g, gw, phi, float(temperature))
     else:
         out = ag_residual_reference(rows, g, gw, phi, temperature)

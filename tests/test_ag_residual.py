@@ -222,6 +222,22 @@ def test_bad_inputs_are_rejected():
         AGResidual(g, phi="softmax", temperature=0.0)
 
 
+def test_unsupported_inputs_fall_back_or_raise_when_triton_is_forced(monkeypatch):
+    v, g, w = _inputs(3, 16, torch.float32)
+    assert agr.triton_unsupported(v, g) is None
+    assert "dtype" in agr.triton_unsupported(v.double(), g)
+    assert "1024" in agr.triton_unsupported(torch.randn(2, 1040), torch.randn(3, 1040))
+    assert "33 genres" in agr.triton_unsupported(v, torch.randn(33, 16))
+    assert "requires grad" in agr.triton_unsupported(v, g.clone().requires_grad_())
+    with pytest.raises(ValueError, match="Triton backend: dtype torch.float64"):
+        ag_residual(v.double(), g.double(), w.double(), backend="triton")
+    # automatic dispatch (here: pretend every tensor is a CUDA tensor) falls back
+    monkeypatch.setattr(agr, "resolve_backend", lambda v_, backend=None: "triton")
+    out = ag_residual(v.double(), g.double(), w.double())
+    expected = ag_residual_reference(v.double(), g.double(), g.double() @ w.double())
+    torch.testing.assert_close(out, expected)
+
+
 def test_custom_op_opcheck_and_compile_fullgraph():
     v, g, w = _inputs(19, 32, torch.float32)
     torch.library.opcheck(ag_residual_op, (v, g, g @ w, "identity", 1.0))
