@@ -29,13 +29,8 @@ from .model import SceneModel
 DEMO_SEED = 20240601
 DEMO_VERSION = 1
 DEMO_CONTEXT = {"hidden": 128, "heads": 4, "layers": 2, "window": 17, "dropout": 0.1}
-LOOKS, VARIANTS, STEPS, BATCH, NOISE, LR = 32, 3, 300, 32, 0.25, 3e-4
+LOOKS, VARIANTS, STEPS, BATCH, NOISE, LR = 24, 3, 250, 32, 0.25, 3e-4
 POSITION_STD = 0.5  # larger than BERT's 0.02 so a short run learns where the next shot is
-FALLBACK_GENRES = (
-    "Action", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Documentary",
-    "Drama", "Family", "Fantasy", "History", "Horror", "Music", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Sport", "Thriller", "War", "Western",
-)  # fmt: skip
 
 
 def cache_dir() -> Path:
@@ -61,7 +56,7 @@ def demo_video_path() -> Path:
 
 
 def demo_backbone(device: str = "cpu"):
-    """The demo's random-init CLIP ViT-B/32, identical on every machine: (model, tokenizer)."""
+    """The demo's random-init CLIP ViT-B/32: (model, preprocess, tokenizer), same everywhere."""
     from .keyframe_features import load_backbone
 
     return load_backbone(None, seed=DEMO_SEED, device=device)
@@ -70,17 +65,12 @@ def demo_backbone(device: str = "cpu"):
 @torch.no_grad()
 def genre_bank(model, tokenizer) -> torch.Tensor:
     """(21, D) genre text embeddings from ``model``'s text tower."""
-    try:
-        from .genres import genre_embeddings
-    except ImportError:
-        genre_embeddings = None
-    if genre_embeddings is not None:
-        return torch.as_tensor(genre_embeddings(model, tokenizer)).float().cpu()
-    texts = [f"a {name.lower()} movie" for name in FALLBACK_GENRES]
-    return model.encode_text(tokenizer(texts)).float().cpu()
+    from .genres import genre_embeddings
+
+    return torch.as_tensor(genre_embeddings(model, tokenizer, use_cache=False)).float().cpu()
 
 
-def _corpus_features(model, rng: np.random.Generator) -> torch.Tensor:
+def _corpus_features(model, preprocess, rng: np.random.Generator) -> torch.Tensor:
     """(LOOKS, VARIANTS, D) backbone features of procedurally rendered shot images."""
     from .keyframe_features import encode_keyframes
     from .testing.videos import random_look, random_style, render
@@ -91,7 +81,7 @@ def _corpus_features(model, rng: np.random.Generator) -> torch.Tensor:
         for b in range(VARIANTS):
             style = random_style(rng, b, contrast=False)
             images[a, b] = render(look, style, int(rng.integers(0, 50)), 224, 224)
-    return encode_keyframes(model, images, batch_size=32)
+    return encode_keyframes(model, preprocess, images, batch_size=32)
 
 
 def _sequence(
@@ -173,11 +163,16 @@ def build_demo_model(
     rng = np.random.default_rng(DEMO_SEED)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(DEMO_SEED)
-        backbone, tokenizer = demo_backbone("cpu")
+        backbone, preprocess, tokenizer = demo_backbone("cpu")
         genres = genre_bank(backbone, tokenizer)
-        feats = _corpus_features(backbone, rng)  # (LOOKS, VARIANTS, D)
+        feats = _corpus_features(backbone, preprocess, rng)  # (LOOKS, VARIANTS, D)
         del backbone
-        model, loss = train_context(feats, genres, rng, steps, quiet)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny model: one thread avoids oversubscription stalls
+        try:
+            model, loss = train_context(feats, genres, rng, steps, quiet)
+        finally:
+            torch.set_num_threads(threads)
     model.meta["train"] = {
         "steps": steps,
         "final_loss": round(loss, 4),

@@ -122,7 +122,7 @@ def _backbone(clip_weights: str | None, seed: int | None, device: str):
     key = (None if clip_weights is None else str(Path(clip_weights).resolve()), seed, device)
     if key not in _BACKBONES:
         _BACKBONES[key] = load_backbone(clip_weights, seed=seed, device=device)
-    return _BACKBONES[key][0]
+    return _BACKBONES[key][:2]
 
 
 def load_scene_model(model: str | Path | None, device: str, quiet: bool = True):
@@ -219,11 +219,13 @@ def segment(
             raise InputError(
                 "this model was trained on CLIP features: pass --clip-weights PATH", model_name
             )
-    backbone = _backbone(None if clip_weights is None else str(clip_weights), seed, device)
+    backbone, preprocess = _backbone(
+        None if clip_weights is None else str(clip_weights), seed, device
+    )
     timings["load_models"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    feats = encode_keyframes(backbone, keyframes, device, batch_size, precision, quiet)
+    feats = encode_keyframes(backbone, preprocess, keyframes, device, batch_size, precision, quiet)
     timings["encoding"] = time.perf_counter() - tick
 
     tick = time.perf_counter()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import VideoError
+from .errors import InputError, VideoError
 
 
 @dataclass(frozen=True)
@@ -155,14 +155,15 @@ def open_video(path: str | Path) -> Video:
     """Open ``path`` and read its stream properties.
 
     Raises:
-        VideoError: missing file, empty file, not a video, or no video stream.
+        InputError: the path does not exist or is a directory (exit code 2).
+        VideoError: empty file, not a video, no video stream (exit code 3).
     """
     av = _av()
     path = Path(path)
     if not path.exists():
-        raise VideoError("file not found", path)
+        raise InputError("file not found", path)
     if path.is_dir():
-        raise VideoError("is a directory, not a video file", path)
+        raise InputError("is a directory, not a video file", path)
     if path.stat().st_size == 0:
         raise VideoError("file is empty (0 bytes)", path)
     try:
