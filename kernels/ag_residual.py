@@ -24,12 +24,11 @@ from __future__ import annotations
 import os
 
 import torch
-import torch.nn.functional as F
 import triton
 import triton.language as tl
 from torch import nn
 
-from .ag_residual_ref import EPS, PHI_CHOICES, ag_residual_reference
+from .ag_residual_ref import PHI_CHOICES, ag_residual_reference
 
 NG_PAD = 32  # genre rows held per program; N_g must not exceed it
 MAX_DIM = 1024  # largest feature dim whose row fits on chip
@@ -77,6 +76,16 @@ def _pruner(max_tile: int):
 
 
 @triton.jit
+def _load_genres(g_ptr, gw_ptr, gcols, cols, D, g_mask, dtype: tl.constexpr):
+    """Ĝ = G / max(|G|, 1e-6) (reference EPS) and GW as (NG_PAD, BLOCK_D) dot-dtype tiles."""
+    g = tl.load(g_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
+    g = g.to(tl.float32)
+    g = g / tl.maximum(tl.sqrt(tl.sum(g * g, axis=1)), 1e-6)[:, None]
+    gw = tl.load(gw_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
+    return g.to(dtype), gw.to(dtype)
+
+
+@triton.jit
 def _affinity(
     v, g, norm, inv_temp, gcols, N_G: tl.constexpr, SOFTMAX: tl.constexpr, PREC: tl.constexpr
 ):
@@ -119,8 +128,7 @@ def _ag_residual_forward_kernel(
     gcols = tl.arange(0, NG_PAD)
     col_ok = cols < D
     g_mask = (gcols < N_G)[:, None] & col_ok[None, :]
-    g = tl.load(g_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
-    gw = tl.load(gw_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
+    g, gw = _load_genres(g_ptr, gw_ptr, gcols, cols, D, g_mask, v_ptr.dtype.element_ty)
 
     # one iteration per program, or a persistent loop that reuses the G / GW tiles
     for block in range(pid, tl.cdiv(M, BLOCK_M), nprog):
@@ -172,8 +180,7 @@ def _ag_residual_backward_kernel(
     gcols = tl.arange(0, NG_PAD)
     col_ok = cols < D
     g_mask = (gcols < N_G)[:, None] & col_ok[None, :]
-    g = tl.load(g_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
-    gw = tl.load(gw_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
+    g, gw = _load_genres(g_ptr, gw_ptr, gcols, cols, D, g_mask, v_ptr.dtype.element_ty)
     acc = tl.zeros((NG_PAD, BLOCK_D), dtype=tl.float32)
 
     for block in range(pid, tl.cdiv(M, BLOCK_M), nprog):
@@ -232,25 +239,25 @@ def _check(v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor) -> None:
 def _kernel_inputs(
     v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """Checked, row-contiguous inputs; G is normalised and cast inside the kernels."""
     _check(v, g, gw)
-    dot_dtype, prec = _dot_dtype_and_precision(v)
+    _, prec = _dot_dtype_and_precision(v)
     v = v if v.stride(-1) == 1 else v.contiguous()
-    g_hat = F.normalize(g.float(), dim=-1, eps=EPS).to(dot_dtype).contiguous()
-    return v, g_hat, gw.to(dot_dtype).contiguous(), prec
+    return v, g.contiguous(), gw.contiguous(), prec
 
 
 def ag_residual_forward(
     v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor, phi: str = "identity", temperature=1.0
 ) -> torch.Tensor:
     """Triton forward launcher: v (M, D), g (N_g, D), gw = G @ W (N_g, D) -> (M, D)."""
-    v, g_hat, gw_k, prec = _kernel_inputs(v, g, gw)
+    v, g_k, gw_k, prec = _kernel_inputs(v, g, gw)
     m, d = v.shape
     out = torch.empty_like(v, memory_format=torch.contiguous_format)
     if m == 0:
         return out
     _ag_residual_forward_kernel[_grid(m, _num_sms(v))](
         v,
-        g_hat,
+        g_k,
         gw_k,
         out,
         m,
@@ -284,7 +291,7 @@ def ag_residual_backward(
     temperature=1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Triton backward launcher: returns (dV like v, d(GW) like gw)."""
-    v, g_hat, gw_k, prec = _kernel_inputs(v, g, gw)
+    v, g_k, gw_k, prec = _kernel_inputs(v, g, gw)
     grad_out = grad_out.to(v.dtype)
     grad_out = grad_out if grad_out.stride(-1) == 1 else grad_out.contiguous()
     m, d = v.shape
@@ -296,7 +303,7 @@ def ag_residual_backward(
     partial = torch.empty(programs, n_g, d, device=v.device, dtype=torch.float32)
     _ag_residual_backward_kernel[(programs,)](
         v,
-        g_hat,
+        g_k,
         gw_k,
         grad_out,
         dv,
