@@ -2,9 +2,10 @@
 
 Layout (Liger-Kernel style, one file per op):
 
-* ``_ag_residual_forward_kernel``: one program per block of ``BLOCK_M`` token rows; the
-  whole row (``BLOCK_D >= D``) stays on chip, so V is read once and out written once.
-  G (N_g <= 32 genres) is padded to 32 rows inside the kernel by masking.
+* ``_ag_residual_forward_kernel``: programs take blocks of ``BLOCK_M`` token rows (one
+  block each, or a persistent loop; autotuned); the whole row (``BLOCK_D >= D``) stays on
+  chip, so V is read once and out written once. G (N_g <= 32 genres) is normalised and
+  padded to 32 rows inside the kernel by masking.
 * ``_ag_residual_backward_kernel``: a persistent grid; each program walks row blocks,
   writes dV and accumulates its share of d(GW) = A^T dOut in registers, then writes one
   (N_g, D) partial; the launcher sums the partials (dW = G^T d(GW) follows by autograd).
@@ -214,14 +215,13 @@ def _ag_residual_backward_kernel(
     tl.store(partial + gcols[:, None] * D + cols[None, :], acc, mask=g_mask)
 
 
-def _dot_dtype_and_precision(v: torch.Tensor) -> tuple[torch.dtype, str]:
-    """Tensor-core inputs: fp16/bf16 as given; fp32 via 3xTF32 (near-fp32 accuracy)."""
+def _dot_precision(v: torch.Tensor) -> str:
+    """fp16/bf16 feed the tensor cores as given; fp32 uses 3xTF32 (near-fp32 accuracy)."""
     if v.dtype in (torch.float16, torch.bfloat16):
-        return v.dtype, "ieee"
+        return "ieee"
     if v.dtype != torch.float32:
         raise TypeError(f"ag_residual Triton path supports fp32/fp16/bf16, got {v.dtype}")
-    precise = "ieee" if (torch.version.hip or not v.is_cuda) else "tf32x3"
-    return torch.float32, precise
+    return "ieee" if (torch.version.hip or not v.is_cuda) else "tf32x3"
 
 
 def _check(v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor) -> None:
@@ -241,7 +241,7 @@ def _kernel_inputs(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
     """Checked, row-contiguous inputs; G is normalised and cast inside the kernels."""
     _check(v, g, gw)
-    _, prec = _dot_dtype_and_precision(v)
+    prec = _dot_precision(v)
     v = v if v.stride(-1) == 1 else v.contiguous()
     return v, g.contiguous(), gw.contiguous(), prec
 
@@ -275,11 +275,8 @@ def ag_residual_forward(
 
 
 def _backward_programs(v: torch.Tensor, m: int) -> int:
-    blocks = triton.cdiv(m, 16)
-    if v.is_cuda:
-        sms = torch.cuda.get_device_properties(v.device).multi_processor_count
-        return max(1, min(blocks, 2 * sms))
-    return max(1, min(blocks, 4))
+    """Persistent backward grid: 2 programs per SM (4 in the interpreter), at most 1 per block."""
+    return max(1, min(triton.cdiv(m, 16), 2 * _num_sms(v)))
 
 
 def ag_residual_backward(
