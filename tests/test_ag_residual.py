@@ -17,10 +17,14 @@ N_G = 21
 TOL = {torch.float32: (2e-5, 2e-5), torch.float16: (2e-2, 2e-2), torch.bfloat16: (8e-2, 8e-2)}
 
 
-def _inputs(m: int, d: int, dtype: torch.dtype, n_g: int = N_G, scale: float = 0.05):
-    v = torch.randn(m, d).to(dtype)
-    g = torch.randn(n_g, d)
-    w = torch.randn(d, d) * scale
+# Triton tests run on the GPU where there is one, else in the interpreter on CPU tensors.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _inputs(m: int, d: int, dtype: torch.dtype, n_g: int = N_G, scale: float = 0.05, device=DEVICE):
+    v = torch.randn(m, d).to(device=device, dtype=dtype)
+    g = torch.randn(n_g, d).to(device)
+    w = (torch.randn(d, d) * scale).to(device)
     return v, g, w
 
 
@@ -53,7 +57,7 @@ CASES = [
 @pytest.mark.parametrize("m,d,dtype", CASES)
 def test_triton_matches_reference_forward_and_backward(m, d, dtype, phi, temperature):
     v, g, w = _inputs(m, d, dtype)
-    grad_out = torch.randn(m, d).to(dtype)
+    grad_out = torch.randn(m, d).to(v.device, dtype)
     ref_out, ref_dv, ref_dw = _reference_grads(v, g, w, phi, temperature, grad_out)
 
     vt = v.clone().requires_grad_()
@@ -91,7 +95,7 @@ def test_fewer_genres_and_zero_rows():
     """N_g < 32 with a 5-genre subset; an all-zero token row takes the eps branch."""
     v, g, w = _inputs(20, 48, torch.float32, n_g=5)
     v[3] = 0.0
-    grad_out = torch.randn(20, 48)
+    grad_out = torch.randn(20, 48, device=v.device)
     for phi in ("identity", "softmax"):
         ref_out, ref_dv, ref_dw = _reference_grads(v, g, w, phi, 1.0, grad_out)
         dv, dgw = agr.ag_residual_backward(v, g, g @ w, grad_out, phi, 1.0)
@@ -113,7 +117,7 @@ def test_random_shapes_match_reference(m, d, n_g, softmax, seed):
     torch.manual_seed(seed)
     phi = "softmax" if softmax else "identity"
     v, g, w = _inputs(m, d, torch.float32, n_g=n_g, scale=0.2)
-    grad_out = torch.randn(m, d)
+    grad_out = torch.randn(m, d, device=v.device)
     ref_out, ref_dv, ref_dw = _reference_grads(v, g, w, phi, 0.3, grad_out)
     out = agr.ag_residual_forward(v, g, g @ w, phi, 0.3)
     dv, dgw = agr.ag_residual_backward(v, g, g @ w, grad_out, phi, 0.3)
@@ -125,7 +129,7 @@ def test_random_shapes_match_reference(m, d, n_g, softmax, seed):
 def test_autograd_function_matches_custom_op():
     v, g, w = _inputs(17, 40, torch.float32)
     gw = (g @ w).requires_grad_()
-    grad_out = torch.randn(17, 40)
+    grad_out = torch.randn(17, 40, device=v.device)
     v1 = v.clone().requires_grad_()
     AGResidualFunction.apply(v1, g, gw, "softmax", 0.3).backward(grad_out)
     dv1, dgw1 = v1.grad, gw.grad.clone()
@@ -175,7 +179,7 @@ def test_module_zero_init_is_identity_and_mask_restricts_genres():
     assert set(layer.state_dict()) == {"genres", "weight"}
     with torch.no_grad():
         layer.weight.normal_(0, 0.1)
-    mask = torch.zeros(N_G, dtype=torch.bool)
+    mask = torch.zeros(N_G, dtype=torch.bool, device=g.device)
     mask[[0, 4, 7]] = True
     expected = ag_residual_reference(v, g[mask], g[mask] @ layer.weight, "softmax", 0.2)
     torch.testing.assert_close(layer(v, genre_mask=mask), expected, atol=1e-5, rtol=1e-5)
@@ -195,9 +199,9 @@ def test_dispatch_cpu_default_is_reference_and_triton_can_be_forced(monkeypatch)
 
     monkeypatch.setattr(agr, "ag_residual_forward", counting)
     monkeypatch.delenv("SSEG_AG_BACKEND", raising=False)
-    v, g, w = _inputs(4, 16, torch.float32)
-    ag_residual(v, g, w)
+    ag_residual(*_inputs(4, 16, torch.float32, device="cpu"))
     assert calls == []
+    v, g, w = _inputs(4, 16, torch.float32)
     ag_residual(v, g, w, backend="triton")
     assert len(calls) == 1
     monkeypatch.setenv("SSEG_AG_BACKEND", "triton")
