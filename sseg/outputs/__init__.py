@@ -9,11 +9,15 @@ removed again, so a failed run leaves no partial output behind.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
 FORMATS = ("json", "csv", "edl", "vtt", "ffmetadata", "html")
 DEFAULT_FORMATS = ("json", "csv")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
 
 
 def format_module(name: str):
@@ -32,7 +36,7 @@ def write_outputs(
     result: Any, out_dir: str | Path, stem: str, formats: tuple[str, ...] = DEFAULT_FORMATS
 ) -> list[Path]:
     """Render and atomically write ``formats`` for ``result``; returns the written paths."""
-    from ..atomic import atomic_write_bytes
+    from ..atomic import atomic_path
 
     rendered = {}
     for name, path in output_paths(out_dir, stem, formats).items():
@@ -41,7 +45,9 @@ def write_outputs(
     written: list[Path] = []
     try:
         for path, data in rendered.items():
-            atomic_write_bytes(path, data)
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+                os.chmod(tmp, FILE_MODE)  # temp files are 0600; outputs follow the umask
             written.append(path)
     except BaseException:
         for path in written:
