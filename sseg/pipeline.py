@@ -163,8 +163,9 @@ def segment(
         tau, split: test-time splitting of shots longer than ``tau`` s into 3.
         start, end: timecodes of a sub-range to process.
         model: a SceneModel safetensors file; None = the built-in demo model.
-        clip_weights: local CLIP ViT-B/32 weights; needed unless the model names
-            a seeded random backbone (the demo model does).
+        clip_weights: local CLIP ViT-B/32 weights file, or ``"random"`` for the
+            seeded random init; needed unless the model names its backbone (the
+            demo model does).
         device: ``auto``, ``cpu`` or ``cuda``; precision ``fp32``/``fp16``/``bf16``.
     """
     from .keyframe_features import encode_keyframes, resolve_device, resolve_precision
@@ -187,6 +188,24 @@ def segment(
     video = open_video(path)
     start_frame, end_frame = frame_range(video.info, start, end)
     tick = time.perf_counter()
+    scene_model, model_name = load_scene_model(model, device, quiet)
+    meta = scene_model.meta
+    seed = None
+    if clip_weights == "random":  # load_clip's seeded random init, as `sseg extract` uses
+        clip_weights = None
+    elif clip_weights is None:
+        seed = meta.get("backbone_seed")
+        if seed is None or meta.get("clip_weights"):
+            raise InputError(
+                "this model needs the CLIP weights its features came from: pass "
+                "--clip-weights PATH (or 'random' for a random-init backbone)",
+                model_name,
+            )
+    backbone, preprocess = _backbone(
+        None if clip_weights is None else str(clip_weights), seed, device
+    )
+    timings["load_models"] = time.perf_counter() - tick
+    tick = time.perf_counter()
     detection = _detect(
         video,
         detector=detector,
@@ -208,21 +227,6 @@ def segment(
     tick = time.perf_counter()
     keyframes = keyframes_for_shots(video, shots, k=3, quiet=quiet)
     timings["keyframes"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    scene_model, model_name = load_scene_model(model, device, quiet)
-    meta = scene_model.meta
-    seed = None
-    if clip_weights is None:
-        seed = meta.get("backbone_seed")
-        if seed is None or meta.get("clip_weights"):
-            raise InputError(
-                "this model was trained on CLIP features: pass --clip-weights PATH", model_name
-            )
-    backbone, preprocess = _backbone(
-        None if clip_weights is None else str(clip_weights), seed, device
-    )
-    timings["load_models"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     feats = encode_keyframes(backbone, preprocess, keyframes, device, batch_size, precision, quiet)

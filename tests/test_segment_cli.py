@@ -17,7 +17,7 @@ import sseg
 from sseg import demo
 from sseg.cli import main
 from sseg.model import SceneModel
-from sseg.testing.videos import write_video
+from sseg.testing.videos import write_damaged_video, write_video
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +180,35 @@ def _bikes() -> bytes:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_model_without_backbone_needs_clip_weights(cache, clip, tmp_path, capsys):
+    import torch
+
+    from sseg.context import ContextConfig
+
+    torch.manual_seed(1)
+    path = tmp_path / "finetuned.safetensors"
+    SceneModel(torch.randn(21, 512), ContextConfig(512, hidden=32, heads=2, window=5)).save(path)
+    base = ["segment", str(clip.path), "--detector", "content", "--min-shot-len", "3", "-q"]
+    out = tmp_path / "out"
+    assert main([*base, "--model", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "pass --clip-weights PATH" in err and "finetuned.safetensors" in err
+    assert _files(out) == []
+    assert main([*base, "--model", str(path), "--clip-weights", "random", "-o", str(out)]) == 0
+    assert "4 shots" in capsys.readouterr().out
+    missing = tmp_path / "ViT-B-32.pt"
+    assert main([*base, "--model", str(path), "--clip-weights", str(missing)]) == 2
+    assert "ViT-B-32.pt" in capsys.readouterr().err
+
+
+def test_unreadable_frames_mid_file_are_skipped_and_reported(cache, tmp_path, capsys):
+    video = write_damaged_video(tmp_path / "damaged.mp4")
+    out = tmp_path / "out"
+    argv = ["segment", str(video), "-o", str(out), "--detector", "content", "--min-shot-len", "3"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "sseg: warning:" in err and "unreadable" in err
+    data = json.loads((out / "damaged.scenes.json").read_text())
+    assert data["skipped_frames"] >= 1 and data["num_shots"] >= 1

