@@ -102,3 +102,91 @@ def encode_keyframes(
             bar.update(len(batch))
     features = torch.cat(out) if out else torch.zeros(0, 512)
     return features.reshape(n, k, -1)
+
+
+@torch.no_grad()
+def encode_video_keyframes(
+    model,
+    preprocess,
+    video,
+    shots: list,
+    k: int = 3,
+    device: str = "cpu",
+    batch_size: int = 64,
+    precision: str = "fp32",
+    thumbnail_height: int | None = 96,
+    quiet: bool = True,
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Decode and encode the keyframes of ``shots`` in one streaming pass.
+
+    Memory stays O(batch_size) images however long the video is. Returns features
+    (N, k, D) float32 on CPU and, if ``thumbnail_height``, the middle keyframe of each
+    shot as a small uint8 thumbnail (N, 1, h, w, 3) for reports. A keyframe whose frame
+    cannot be decoded gets the features of the nearest decoded keyframe.
+    """
+    from tqdm import tqdm
+
+    from .encoder import preprocess_frames
+    from .keyframes import iter_keyframes
+
+    if not shots:
+        raise InputError("no shots to take keyframes from", getattr(video, "path", None))
+    n = len(shots)
+    dtype = PRECISIONS[precision]
+    use_autocast = device.startswith("cuda") and dtype != torch.float32
+    feats: torch.Tensor | None = None
+    done = np.zeros((n, k), dtype=bool)
+    thumbs: np.ndarray | None = None
+    batch: list[np.ndarray] = []
+    batch_slots: list[list[tuple[int, int]]] = []
+
+    def flush() -> None:
+        nonlocal feats
+        x = preprocess_frames(batch, preprocess).to(device)
+        with torch.autocast("cuda", dtype=dtype, enabled=use_autocast):
+            out = model.encode_image(x).float().cpu()
+        if feats is None:
+            feats = torch.zeros(n, k, out.shape[-1])
+        for row, slots in zip(out, batch_slots, strict=True):
+            for i, j in slots:
+                feats[i, j] = row
+                done[i, j] = True
+        bar.update(len(batch))
+        batch.clear()
+        batch_slots.clear()
+
+    with tqdm(
+        total=n * k, desc="keyframes+encoding", unit="img", file=sys.stderr, disable=quiet,
+        leave=False,
+    ) as bar:  # fmt: skip
+        for slots, rgb in iter_keyframes(video, shots, k):
+            if thumbnail_height and any(j == k // 2 for _, j in slots):
+                small = _thumbnail(rgb, thumbnail_height)
+                if thumbs is None:
+                    thumbs = np.zeros((n, 1, *small.shape), dtype=np.uint8)
+                for i, j in slots:
+                    if j == k // 2:
+                        thumbs[i, 0] = small
+            batch.append(rgb)
+            batch_slots.append(slots)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+    if feats is None:
+        raise InputError("none of the keyframes could be decoded", getattr(video, "path", None))
+    if not done.all():  # unreadable keyframes: copy the nearest decoded one in time
+        have = np.argwhere(done)
+        order = have[:, 0] * k + have[:, 1]
+        for i, j in np.argwhere(~done):
+            nearest = have[np.argmin(np.abs(order - (i * k + j)))]
+            feats[i, j] = feats[nearest[0], nearest[1]]
+    return feats, thumbs
+
+
+def _thumbnail(rgb: np.ndarray, height: int) -> np.ndarray:
+    from PIL import Image
+
+    image = Image.fromarray(rgb)
+    width = max(1, round(image.width * height / image.height))
+    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))

@@ -8,6 +8,7 @@ long shot into 3 sub-shots can reuse keyframe j for sub-shot j.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,28 @@ def scaled_size(width: int, height: int, short_side: int = SHORT_SIDE) -> tuple[
     """(width, height) with the short side scaled to ``short_side`` (even numbers)."""
     scale = short_side / min(width, height)
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def iter_keyframes(
+    video: Video, shots: list[Shot], k: int = 3, short_side: int = SHORT_SIDE
+) -> Iterator[tuple[list[tuple[int, int]], np.ndarray]]:
+    """Stream keyframes in frame order, one decoding pass, without holding them all.
+
+    Yields ``(slots, rgb)``: the (shot, keyframe) slots that use this frame and the
+    frame scaled to short side ``short_side``. Slots whose frame cannot be decoded
+    are never yielded; the caller fills them (see :func:`missing_slots`).
+    """
+    index = keyframe_indices(shots, k)
+    slots: dict[int, list[tuple[int, int]]] = {}
+    for i in range(index.shape[0]):
+        for j in range(k):
+            slots.setdefault(int(index[i, j]), []).append((i, j))
+    width, height = scaled_size(video.info.width, video.info.height, short_side)
+    first, last = int(index.min()), int(index.max()) + 1
+    for frame in video.frames(
+        size=(width, height), start_frame=first, end_frame=last, wanted=set(slots)
+    ):
+        yield slots[frame.index], frame.rgb
 
 
 def keyframes_for_shots(

@@ -1,8 +1,8 @@
 """Video file in, scenes out: ``sseg.segment(path, **options) -> SegmentationResult``.
 
-Stages: decode + shot detection (:mod:`sseg.shot_detect`), keyframes
-(:mod:`sseg.keyframes`), frozen CLIP encoding (:mod:`sseg.backbone`), test-time
-splitting (:mod:`sseg.splitting`), SceneModel inference, grouping
+Stages: decode + shot detection (:mod:`sseg.shot_detect`), keyframes streamed
+(:mod:`sseg.keyframes`) into frozen CLIP encoding (:mod:`sseg.keyframe_features`) in
+one decoding pass, test-time splitting (:mod:`sseg.splitting`), SceneModel inference, grouping
 (:mod:`sseg.scenes`). Each stage's wall time is recorded in ``timings``.
 """
 
@@ -98,7 +98,8 @@ class SegmentationResult:
     detector: str = "transnetv2"
     model: str = ""
     skipped_frames: int = 0
-    keyframes: np.ndarray | None = field(default=None, repr=False)  # (N, K, H, W, 3) uint8
+    # (N, 1, h, w, 3) uint8 thumbnail of each shot's middle keyframe (for reports)
+    keyframes: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def processed_duration(self) -> float:
@@ -168,7 +169,7 @@ def segment(
             demo model does).
         device: ``auto``, ``cpu`` or ``cuda``; precision ``fp32``/``fp16``/``bf16``.
     """
-    from .keyframe_features import encode_keyframes, resolve_device, resolve_precision
+    from .keyframe_features import encode_video_keyframes, resolve_device, resolve_precision
     from .scenes import group_scenes
     from .shot_detect import detect_shots as _detect
 
@@ -225,12 +226,10 @@ def segment(
     timings["shot_detection"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    keyframes = keyframes_for_shots(video, shots, k=3, quiet=quiet)
-    timings["keyframes"] = time.perf_counter() - tick
-
-    tick = time.perf_counter()
-    feats = encode_keyframes(backbone, preprocess, keyframes, device, batch_size, precision, quiet)
-    timings["encoding"] = time.perf_counter() - tick
+    feats, thumbnails = encode_video_keyframes(
+        backbone, preprocess, video, shots, 3, device, batch_size, precision, quiet=quiet
+    )
+    timings["keyframes_and_encoding"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     probs, intra = _infer(
@@ -251,7 +250,7 @@ def segment(
         detector=detector,
         model=model_name,
         skipped_frames=detection.skipped_frames,
-        keyframes=keyframes,
+        keyframes=thumbnails,
     )
 
 

@@ -86,7 +86,8 @@ def test_python_api_with_splitting_and_thresholds(cache, clip):
     assert len(result.shots) == 4 and result.probabilities.shape == (4,)
     assert ((result.probabilities >= 0) & (result.probabilities <= 1)).all()
     assert len(result.scenes) == 1  # threshold 1.0: a single scene
-    assert {"shot_detection", "keyframes", "encoding", "inference", "total"} <= set(result.timings)
+    assert result.keyframes.shape[:2] == (4, 1)  # middle-keyframe thumbnails for reports
+    assert {"shot_detection", "keyframes_and_encoding", "inference", "total"} <= set(result.timings)
     for b in result.intra_shot_boundaries:  # every shot (>= 0.8 s) was split in 3
         shot = result.shots[b.shot_index]
         assert shot.start_time < b.time < shot.end_time and b.probability >= 1.0

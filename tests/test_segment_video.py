@@ -139,3 +139,22 @@ def test_damaged_packets_are_skipped_with_a_warning(tmp_path):
     assert shots[0].start_frame == 0 and shots[-1].end_frame >= 50
     with pytest.warns(RuntimeWarning):
         assert keyframes_for_shots(path, shots).shape[0] == len(shots)
+
+
+def test_streamed_keyframe_features_match_the_array_path(generated):
+    import torch
+
+    from sseg.keyframe_features import encode_keyframes, encode_video_keyframes
+
+    class Mean(torch.nn.Module):  # cheap stand-in image encoder: per-channel statistics
+        def encode_image(self, x):
+            return torch.cat([x.mean((2, 3)), x.std((2, 3))], dim=1)
+
+    shots, _ = detect_shots(generated.path, detector="content", min_shot_frames=3)
+    video = open_video(generated.path)
+    streamed, thumbs = encode_video_keyframes(Mean(), None, video, shots, batch_size=4)
+    frames = keyframes_for_shots(generated.path, shots)
+    direct = encode_keyframes(Mean(), None, frames, batch_size=5)
+    assert streamed.shape == direct.shape == (len(shots), 3, 6)
+    assert torch.allclose(streamed, direct, atol=1e-5)
+    assert thumbs.shape[:2] == (len(shots), 1) and thumbs.shape[2] == 96
