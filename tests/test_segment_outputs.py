@@ -133,3 +133,37 @@ def test_split_video_without_ffmpeg_is_a_clear_error(result, tmp_path, monkeypat
     with pytest.raises(InputError, match="needs the ffmpeg program"):
         split_video.split_video(result, tmp_path, "clip")
     assert list(tmp_path.iterdir()) == []
+
+
+def _fake_ffmpeg(folder, body: str):
+    script = folder / "ffmpeg"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_split_video_calls_ffmpeg_per_scene(result, tmp_path, monkeypatch):
+    log = tmp_path / "calls.txt"
+    # Records its arguments and writes the last one (the output file), as ffmpeg would.
+    fake = _fake_ffmpeg(
+        tmp_path, f'echo "$@" >> {log}\nfor a; do last="$a"; done\necho x > "$last"\n'
+    )
+    monkeypatch.setattr(split_video.shutil, "which", lambda name: fake)
+    out = tmp_path / "out"
+    written = split_video.split_video(result, out, "clip")
+    assert [p.name for p in written] == [f"clip-Scene-00{i}.mp4" for i in (1, 2, 3)]
+    calls = log.read_text().splitlines()
+    assert len(calls) == 3
+    assert "-ss 1.200" in calls[1] and "-t 4.280" in calls[1]  # scene 2: 1.2 s .. 5.48 s
+    assert sorted(p.name for p in out.iterdir()) == [p.name for p in written]
+
+
+def test_split_video_failure_leaves_nothing(result, tmp_path, monkeypatch):
+    from sseg.errors import VideoError
+
+    fake = _fake_ffmpeg(tmp_path, 'echo "Invalid data found when processing input" >&2\nexit 1\n')
+    monkeypatch.setattr(split_video.shutil, "which", lambda name: fake)
+    out = tmp_path / "out"
+    with pytest.raises(VideoError, match="ffmpeg could not cut scene 1: Invalid data"):
+        split_video.split_video(result, out, "clip")
+    assert not out.exists() or list(out.iterdir()) == []
