@@ -7,10 +7,11 @@
 //   mode 1 (mean): sum_k mean_{i in seg k} cos(x_i, x_{a_k})
 // with cos(u, v) = u.v / ((|u| + 1e-8) (|v| + 1e-8)).
 //
-// Tie rule: among optimal boundary tuples the lexicographically smallest one wins
-// (earliest first boundary, then earliest second, ...). Scores are compared exactly
-// as computed in float32; a tuple's score is always evaluated right to left,
-// seg_0 + (seg_1 + (... + seg_{K-1})), the order the backward DP below uses.
+// Tie rule: tuples whose scores lie within tol = 1e-5 * S of the best score count as
+// tied (S = n in sum mode, K in mean mode: the largest possible |score|), and the
+// lexicographically smallest tied tuple wins (earliest first boundary, then earliest
+// second, ...). The tolerance absorbs float32 rounding, so exact ties in real
+// arithmetic resolve the same way on every backend.
 //
 // Everything here is host/device inline and written as "row" steps that take a
 // (start, step) pair, so the CPU calls them with (0, 1) and a CUDA warp with
@@ -37,16 +38,14 @@ constexpr float kCosEps = 1e-8f;
 // Scratch of one sequence with padded length L; every row holds L+1 entries.
 //   prefix: K rows of prefix sums, prefix[k][i] = sum_{j<i} cos(x_j, x_{a_k})
 //   value:  K-1 rows, value[k][b] = best score of segments k+1..K-1 given b_k = b
-//   choice: K-1 rows (int32), the earliest b_{k+1} attaining value[k][b]
 struct Workspace {
   float* prefix;
   float* value;
-  int32_t* choice;
   int64_t stride;
 };
 
 SSEG_HD inline int64_t workspace_bytes(int64_t k, int64_t length) {
-  return (k + 2 * (k - 1)) * (length + 1) * static_cast<int64_t>(sizeof(float));
+  return (2 * k - 1) * (length + 1) * static_cast<int64_t>(sizeof(float));
 }
 
 SSEG_HD inline Workspace carve_workspace(void* base, int64_t k, int64_t length) {
@@ -54,8 +53,12 @@ SSEG_HD inline Workspace carve_workspace(void* base, int64_t k, int64_t length) 
   ws.stride = length + 1;
   ws.prefix = static_cast<float*>(base);
   ws.value = ws.prefix + k * ws.stride;
-  ws.choice = reinterpret_cast<int32_t*>(ws.value + (k - 1) * ws.stride);
   return ws;
+}
+
+// Scores within this much of the best are ties (see the tie rule above).
+SSEG_HD inline float tie_tolerance(int64_t n, int64_t k, int mode) {
+  return static_cast<float>(1e-5 * static_cast<double>(mode == kModeSum ? n : k));
 }
 
 SSEG_HD inline float cosine(float dot, float sq_x, float sq_anchor) {
@@ -85,77 +88,111 @@ SSEG_HD inline float tuple_score(const Workspace& ws, int64_t n, int64_t k, int 
   return s;
 }
 
-// Sum mode is separable: b_k = earliest argmax of P_k[b+1] - P_{k+1}[b+1].
-SSEG_HD inline int64_t sum_mode_boundary(const Workspace& ws, const int64_t* a, int64_t kk) {
-  const float* left = ws.prefix + kk * ws.stride;
-  const float* right = left + ws.stride;
-  int64_t best_b = a[kk];
-  float best = -INFINITY;
-  for (int64_t bb = a[kk]; bb < a[kk + 1]; ++bb) {
-    const float gain = left[bb + 1] - right[bb + 1];
-    if (gain > best) {
-      best = gain;
-      best_b = bb;
+// Sum mode is separable: score = const + sum_k g_k(b_k) with
+// g_k(b) = P_k[b+1] - P_{k+1}[b+1]. The lexicographically smallest tuple within `tol`
+// of the best takes, boundary by boundary, the earliest b whose deficit
+// max g_k - g_k(b) fits in the slack the earlier boundaries left.
+SSEG_HD inline void sum_mode_boundaries(const Workspace& ws, const int64_t* a, int64_t k,
+                                        float tol, int64_t* out) {
+  float slack = tol;
+  for (int64_t kk = 0; kk + 1 < k; ++kk) {
+    const float* left = ws.prefix + kk * ws.stride;
+    const float* right = left + ws.stride;
+    float best = -INFINITY;
+    for (int64_t bb = a[kk]; bb < a[kk + 1]; ++bb) {
+      const float gain = left[bb + 1] - right[bb + 1];
+      if (gain > best) best = gain;
     }
+    const float threshold = best - slack;
+    int64_t pick = a[kk];
+    float deficit = 0.f;
+    for (int64_t bb = a[kk]; bb < a[kk + 1]; ++bb) {
+      const float gain = left[bb + 1] - right[bb + 1];
+      if (gain >= threshold) {
+        pick = bb;
+        deficit = best - gain;
+        break;
+      }
+    }
+    out[kk] = pick;
+    slack = slack - deficit;
   }
-  return best_b;
 }
 
 // One row of the backward mean-mode DP, for b = a[kk] + start, + step, ...
 SSEG_HD inline void mean_dp_row(const Workspace& ws, const int64_t* a, int64_t n, int64_t k,
                                 int64_t kk, int64_t start, int64_t step) {
   float* value = ws.value + kk * ws.stride;
-  int32_t* choice = ws.choice + kk * ws.stride;
   const float* row = ws.prefix + (kk + 1) * ws.stride;  // anchor of segment kk+1
   if (kk == k - 2) {
-    for (int64_t bb = a[kk] + start; bb < a[kk + 1]; bb += step) {
+    for (int64_t bb = a[kk] + start; bb < a[kk + 1]; bb += step)
       value[bb] = segment_score(row, bb + 1, n - 1, kModeMean);
-      choice[bb] = static_cast<int32_t>(n - 1);
-    }
     return;
   }
   const float* next = value + ws.stride;
   for (int64_t bb = a[kk] + start; bb < a[kk + 1]; bb += step) {
     float best = -INFINITY;
-    int64_t best_next = a[kk + 1];
     for (int64_t nb = a[kk + 1]; nb < a[kk + 2]; ++nb) {
       const float v = segment_score(row, bb + 1, nb, kModeMean) + next[nb];
-      if (v > best) {
-        best = v;
-        best_next = nb;
-      }
+      if (v > best) best = v;
     }
     value[bb] = best;
-    choice[bb] = static_cast<int32_t>(best_next);
   }
 }
 
-// After all DP rows: pick the earliest best b_0 and follow the choices forward.
-SSEG_HD inline float mean_dp_backtrack(const Workspace& ws, const int64_t* a, int64_t k,
-                                       int64_t* out) {
+// After all DP rows: the best score M, then boundary by boundary the earliest b that
+// still completes to a tuple scoring >= M - tol (acc + (segment + best rest)); falls
+// back to the best b should rounding leave none. Returns the chosen tuple's score.
+SSEG_HD inline float mean_dp_backtrack(const Workspace& ws, const int64_t* a, int64_t n,
+                                       int64_t k, float tol, int64_t* out) {
   float best = -INFINITY;
-  int64_t best_b = a[0];
   for (int64_t bb = a[0]; bb < a[1]; ++bb) {
     const float v = segment_score(ws.prefix, 0, bb, kModeMean) + ws.value[bb];
-    if (v > best) {
-      best = v;
-      best_b = bb;
-    }
+    if (v > best) best = v;
   }
-  out[0] = best_b;
-  for (int64_t kk = 0; kk + 2 < k; ++kk) out[kk + 1] = ws.choice[kk * ws.stride + out[kk]];
-  return best;
+  const float budget = best - tol;
+  float acc = 0.f;
+  int64_t prev = -1;
+  for (int64_t kk = 0; kk + 1 < k; ++kk) {
+    const float* row = ws.prefix + kk * ws.stride;
+    const float* rest = ws.value + kk * ws.stride;
+    int64_t pick = -1, fallback = a[kk];
+    float pick_seg = 0.f, fallback_total = -INFINITY, fallback_seg = 0.f;
+    for (int64_t bb = a[kk]; bb < a[kk + 1]; ++bb) {
+      const float seg = segment_score(row, prev + 1, bb, kModeMean);
+      const float total = acc + (seg + rest[bb]);
+      if (total >= budget) {
+        pick = bb;
+        pick_seg = seg;
+        break;
+      }
+      if (total > fallback_total) {
+        fallback_total = total;
+        fallback = bb;
+        fallback_seg = seg;
+      }
+    }
+    if (pick < 0) {
+      pick = fallback;
+      pick_seg = fallback_seg;
+    }
+    out[kk] = pick;
+    acc = acc + pick_seg;
+    prev = pick;
+  }
+  return tuple_score(ws, n, k, kModeMean, out);
 }
 
 // Solves one sequence whose prefix rows are filled; writes K-1 boundaries.
 SSEG_HD inline float solve_from_prefix(const Workspace& ws, const int64_t* a, int64_t n,
                                        int64_t k, int mode, int64_t* out) {
+  const float tol = tie_tolerance(n, k, mode);
   if (mode == kModeSum) {
-    for (int64_t kk = 0; kk + 1 < k; ++kk) out[kk] = sum_mode_boundary(ws, a, kk);
+    sum_mode_boundaries(ws, a, k, tol, out);
     return tuple_score(ws, n, k, mode, out);
   }
   for (int64_t kk = k - 2; kk >= 0; --kk) mean_dp_row(ws, a, n, k, kk, 0, 1);
-  return mean_dp_backtrack(ws, a, k, out);
+  return mean_dp_backtrack(ws, a, n, k, tol, out);
 }
 
 // Returns 0 when (n, a) is a valid problem for padded length L, else an error code:

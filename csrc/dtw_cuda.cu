@@ -5,9 +5,10 @@
 //     and the dots with all K anchors (float4 loads when rows are 16-byte aligned),
 //     finished with butterfly shuffles;
 //  2. lanes fill (anchor, shot) cosine entries, then lane k scans prefix row k;
-//  3. sum mode: lane k finds boundary k (separable argmax); mean mode: the backward
-//     DP rows of dtw_common.h run lane-strided over the candidate boundaries;
-//  4. lane 0 backtracks and writes the K-1 boundaries and the score.
+//  3. mean mode: the backward DP rows of dtw_common.h run lane-strided over the
+//     candidate boundaries (the O(K L^2) part);
+//  4. lane 0 picks the boundaries by the tie rule (O(K L); for sum mode that is the
+//     whole separable search) and the lanes write them and the score.
 // Scratch lives in dynamic shared memory when the warps of a block fit in 48 KiB,
 // else in a caller-provided global buffer (a fixed pool of warps, grid-stride).
 #include <cuda_runtime.h>
@@ -165,17 +166,19 @@ __global__ void pseudo_boundary_kernel(const float* __restrict__ x,
     __syncwarp();
     if (lane < k) sseg::prefix_scan(ws.prefix + lane * ws.stride, n);
     __syncwarp();
-    float score;
+    const float tol = sseg::tie_tolerance(n, k, mode);
+    float score = 0.f;
     if (mode == sseg::kModeSum) {
-      if (lane < k - 1) out[lane] = sseg::sum_mode_boundary(ws, a, lane);
-      __syncwarp();
-      score = lane == 0 ? sseg::tuple_score(ws, n, k, mode, out) : 0.f;
+      if (lane == 0) {  // O(K L): the slack of the tie rule chains the boundaries
+        sseg::sum_mode_boundaries(ws, a, k, tol, out);
+        score = sseg::tuple_score(ws, n, k, mode, out);
+      }
     } else {
       for (int64_t kk = k - 2; kk >= 0; --kk) {
         sseg::mean_dp_row(ws, a, n, k, kk, lane, kWarp);
         __syncwarp();
       }
-      score = lane == 0 ? sseg::mean_dp_backtrack(ws, a, k, out) : 0.f;
+      if (lane == 0) score = sseg::mean_dp_backtrack(ws, a, n, k, tol, out);
     }
     __syncwarp();
     if (lane < k - 1) bounds[seq * (k - 1) + lane] = out[lane];

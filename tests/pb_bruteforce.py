@@ -1,7 +1,8 @@
 """Brute-force pseudo-boundary search over every boundary tuple (test helper).
 
 Tuples come from ``itertools.product`` over the allowed ranges, i.e. in
-lexicographic order, so the first maximum is the lexicographically smallest.
+lexicographic order, so the first tuple within the tie tolerance of the best score
+is the one the tie rule picks.
 """
 
 from __future__ import annotations
@@ -45,11 +46,28 @@ def tuple_scores(sims: np.ndarray, tuples: np.ndarray, n: int, mode: str) -> np.
     return total
 
 
+def tie_tolerance(n: int, k: int, mode: str) -> float:
+    """The implementations' tie tolerance (float32-rounded 1e-5 * (n or K))."""
+    return float(np.float32(1e-5 * (n if mode == "sum" else k)))
+
+
+def pick_within(scores, tol):
+    """(index of the first tuple scoring >= max - tol, distance of the nearest score to
+    that threshold); tuples come in lexicographic order."""
+    best = max(scores)
+    threshold = best - tol
+    index = next(i for i, v in enumerate(scores) if v >= threshold)
+    clearance = min(abs(float(v - threshold)) for v in scores)
+    return index, clearance
+
+
 def brute_force(x: np.ndarray, anchors: list[int], n: int, mode: str):
-    """Returns (best tuple, best score, margin to the best *different* tuple)."""
+    """Returns (expected tuple, best score, clearance, margin): the expected tuple follows
+    the tie rule and is well defined when ``clearance`` (distance of the nearest score to
+    the tie threshold) exceeds float32 noise; ``margin`` is best minus second best."""
     tuples = all_tuples(anchors)
     scores = tuple_scores(cosine_rows(x, anchors, n), tuples, n, mode)
-    best = int(np.argmax(scores))
-    others = np.delete(scores, best)
-    margin = float(scores[best] - others.max()) if len(others) else np.inf
-    return tuple(int(v) for v in tuples[best]), float(scores[best]), margin
+    index, clearance = pick_within(list(scores), tie_tolerance(n, len(anchors), mode))
+    ordered = np.sort(scores)
+    margin = float(ordered[-1] - ordered[-2]) if len(ordered) > 1 else np.inf
+    return tuple(int(v) for v in tuples[index]), float(ordered[-1]), clearance, margin

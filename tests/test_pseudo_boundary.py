@@ -14,6 +14,7 @@ from sseg.ops.pseudo_boundary_bassl import dtw_boundaries_loop
 
 MAX_L = {2: 64, 3: 32, 4: 18, 5: 13}  # keeps the brute force cheap
 MARGIN = 1e-3  # boundaries are compared exactly when the optimum is unique by this much
+NOISE = 2e-6  # float32 error bound on scores per unit of scale (tie tolerance: 1e-5)
 
 
 @st.composite
@@ -53,13 +54,14 @@ def _run(fn, x, anchors, n, mode):
 
 def _check_against_brute(fn, problem, mode):
     x, anchors, n = problem
-    expected, best, margin = brute_force(x, anchors, n, mode)
+    expected, best, clearance, _ = brute_force(x, anchors, n, mode)
     got, score = _run(fn, x, anchors, n, mode)
     for k, b in enumerate(got):
         assert anchors[k] <= b < anchors[k + 1]
-    scale = 1.0 if mode == "mean" else float(n)
+    scale = float(len(anchors)) if mode == "mean" else float(n)
+    # the chosen tuple scores within the tie tolerance (1e-5 * scale) of the optimum
     assert score == pytest.approx(best, abs=2e-5 * scale + 1e-5)
-    if margin > MARGIN * scale:
+    if clearance > NOISE * scale:  # the tie rule's answer is unambiguous in float32
         assert got == expected
 
 
@@ -100,11 +102,11 @@ def test_sum_mode_k2_is_bassl_argmax_of_prefix_sums(problem):
 @given(problem=problems(ks=(2, 3, 4, 5)))
 def test_sum_mode_equals_per_sequence_dtw(problem):
     x, anchors, n = problem
-    _, _, margin = brute_force(x, anchors, n, "sum")
+    expected, _, _, margin = brute_force(x, anchors, n, "sum")
     got, _ = _run(pseudo_boundaries, x, anchors, n, "sum")
     dtw = dtw_boundaries_loop(torch.from_numpy(x)[None], torch.tensor([anchors]), torch.tensor([n]))
-    if margin > MARGIN * n:
-        assert got == tuple(dtw[0].tolist())
+    if margin > MARGIN * n:  # a clear optimum: the DTW (no tie rule) finds it too
+        assert got == expected == tuple(dtw[0].tolist())
 
 
 @pytest.mark.parametrize("mode", ["mean", "sum"])

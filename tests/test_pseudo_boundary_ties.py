@@ -1,4 +1,5 @@
-"""Tie rule: among optimal tuples the lexicographically smallest wins (exact-arithmetic data)."""
+"""Tie rule: among tuples within the tie tolerance of the best, the lexicographically
+smallest wins; checked on one-hot shots against exact (Fraction) brute force."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pb_bruteforce import all_tuples, tuple_scores
+from pb_bruteforce import all_tuples, pick_within, tie_tolerance
 
 from sseg.ops import pseudo_boundaries, pseudo_boundaries_reference
 
@@ -27,12 +28,30 @@ def one_hot_problems(draw):
     return np.array(cats), anchors
 
 
-def _expected(cats: np.ndarray, anchors: list[int], mode: str) -> tuple[int, ...]:
-    """Lexicographically smallest tuple maximising the float32 right-to-left score."""
-    sims = (cats[None, :] == cats[anchors][:, None]).astype(np.float32)
-    tuples = all_tuples(anchors)
-    scores = tuple_scores(sims, tuples, len(cats), mode)
-    return tuple(int(v) for v in tuples[int(np.argmax(scores))])
+def _exact_scores(cats: np.ndarray, anchors: list[int], mode: str):
+    """Exact (Fraction) score of every tuple, in lexicographic order."""
+    n = len(cats)
+    tuples = all_tuples(anchors).tolist()
+    scores = []
+    for bounds in tuples:
+        edges = [-1, *bounds, n - 1]
+        total = Fraction(0)
+        for k in range(len(anchors)):
+            seg = cats[edges[k] + 1 : edges[k + 1] + 1]
+            hits = Fraction(int((seg == cats[anchors[k]]).sum()))
+            total += hits / len(seg) if mode == "mean" else hits
+        scores.append(total)
+    return tuples, scores
+
+
+def _expected(cats: np.ndarray, anchors: list[int], mode: str):
+    """Tie rule in exact arithmetic, or None where a score sits within float32 noise of
+    the tie threshold (then the rule cannot be checked on this problem)."""
+    tuples, scores = _exact_scores(cats, anchors, mode)
+    tol = Fraction(tie_tolerance(len(cats), len(anchors), mode))
+    index, clearance = pick_within(scores, tol)
+    scale = len(cats) if mode == "sum" else len(anchors)
+    return tuple(tuples[index]) if clearance > 2e-6 * scale else None
 
 
 def _solve(fn, cats, anchors, mode):
@@ -47,7 +66,9 @@ def _solve(fn, cats, anchors, mode):
 @given(problem=one_hot_problems())
 def test_ties_go_to_lexicographically_smallest_tuple(fn, mode, problem):
     cats, anchors = problem
-    assert _solve(fn, cats, anchors, mode) == _expected(cats, anchors, mode)
+    expected = _expected(cats, anchors, mode)
+    if expected is not None:
+        assert _solve(fn, cats, anchors, mode) == expected
 
 
 @pytest.mark.parametrize("mode", ["sum", "mean"])
@@ -60,6 +81,17 @@ def test_identical_shots_put_every_boundary_at_its_anchor(fn, mode):
     assert torch.equal(bounds, anchors[:, :-1])
     if mode == "mean":
         torch.testing.assert_close(scores, torch.full((3,), 3.0))
+
+
+@pytest.mark.parametrize("fn", BACKENDS, ids=["op", "reference"])
+def test_exact_tie_that_float32_rounding_splits(fn):
+    # (1, 2, 9) and (1, 8, 9) both score 1 + 1 + 3/7 + 1/3 exactly, but the DP's
+    # partial sums differ in the last bit; the tolerance keeps the earliest tuple.
+    cats = np.array([0, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0])
+    _, scores = _exact_scores(cats, [0, 2, 9, 10], "mean")
+    assert scores.count(max(scores)) >= 2
+    assert _solve(fn, cats, [0, 2, 9, 10], "mean") == (1, 2, 9)
+    assert _expected(cats, [0, 2, 9, 10], "mean") == (1, 2, 9)
 
 
 @pytest.mark.parametrize("fn", BACKENDS, ids=["op", "reference"])

@@ -3,8 +3,8 @@
 Same semantics, tie rule and evaluation order as ``csrc/dtw_common.h``: cosine
 ``u.v / ((|u| + 1e-8)(|v| + 1e-8))``, prefix sums per anchor, sum mode as a
 separable argmax, mean mode as a backward DP over boundaries (loops over K and
-blocks of candidate boundaries only) whose earliest-argmax choices give the
-lexicographically smallest optimal boundary tuple.
+blocks of candidate boundaries only); boundaries are then picked forward as the
+lexicographically smallest tuple within the tie tolerance of the best score.
 """
 
 from __future__ import annotations
@@ -52,23 +52,39 @@ def _in_range(pos: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Te
     return (pos >= lo[:, None]) & (pos < hi[:, None])
 
 
-def _sum_mode(prefix, anchors) -> torch.Tensor:
+def _tolerance(lengths: torch.Tensor, k: int, mode: int) -> torch.Tensor:
+    """Tie tolerance per sequence, float32-rounded like ``tie_tolerance`` in C++."""
+    scale = lengths.double() if mode == 0 else torch.full_like(lengths, k, dtype=torch.float64)
+    return (1e-5 * scale).float()
+
+
+def _first_true(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the first True along the last dim (0 if none)."""
+    return mask.to(torch.uint8).argmax(-1)
+
+
+def _sum_mode(prefix, anchors, tol) -> torch.Tensor:
+    """Earliest boundary per k whose deficit to the best gain fits the remaining slack."""
     length = prefix.shape[-1] - 1
     pos = torch.arange(length, device=prefix.device)
+    slack = tol.clone()
     bounds = []
     for kk in range(anchors.shape[1] - 1):
         gain = prefix[:, kk, 1:] - prefix[:, kk + 1, 1:]
         allowed = _in_range(pos, anchors[:, kk], anchors[:, kk + 1])
-        bounds.append(gain.masked_fill(~allowed, -torch.inf).argmax(-1))
+        gain = gain.masked_fill(~allowed, -torch.inf)
+        best = gain.max(-1).values
+        pick = _first_true(gain >= (best - slack)[:, None])
+        slack = slack - (best - gain.gather(1, pick[:, None])[:, 0])
+        bounds.append(pick)
     return torch.stack(bounds, dim=1)
 
 
-def _mean_mode(prefix, anchors, lengths):
-    """Backward DP; returns boundaries (B, K-1) and the optimal scores (B,)."""
+def _mean_values(prefix, anchors, lengths) -> list[torch.Tensor]:
+    """Backward DP: values[kk][:, b] = best score of segments kk+1..K-1 given b_kk = b."""
     batch, k, stride = prefix.shape
     length = stride - 1
     pos = torch.arange(length, device=prefix.device)
-    # value[b] = best score of segments kk+1..K-1 given b_kk = b (for kk = K-2 first)
     last = _segment(
         prefix[:, k - 1],
         (pos + 1).expand(batch, -1).clamp(max=length - 1),
@@ -76,33 +92,47 @@ def _mean_mode(prefix, anchors, lengths):
         mean=True,
     )
     value = last.masked_fill(~_in_range(pos, anchors[:, k - 2], anchors[:, k - 1]), -torch.inf)
-    choices: list[torch.Tensor] = []
+    values = [value]
     block = max(1, _BLOCK_ELEMENTS // max(1, batch * length))
     for kk in range(k - 3, -1, -1):
         row = prefix[:, kk + 1]  # anchor of segment kk+1 = (b, nb]
         new_value = torch.full_like(value, -torch.inf)
-        choice = torch.zeros((batch, length), dtype=torch.int64, device=prefix.device)
         for start in range(0, length, block):
             b = pos[start : start + block]  # (J,)
             seg_sum = row[:, None, 1:] - row[:, b + 1, None]  # (B, J, L)
             seg_len = (pos[None, :] - b[:, None]).clamp(min=1).to(prefix.dtype)  # (J, L)
-            v = seg_sum / seg_len + value[:, None, :]  # (B, J, L) over next boundary nb
-            best = v.argmax(-1)
-            new_value[:, start : start + block] = v.gather(-1, best[..., None])[..., 0]
-            choice[:, start : start + block] = best
+            v = seg_sum / seg_len + value[:, None, :]  # over the next boundary nb
+            new_value[:, start : start + block] = v.max(-1).values
         allowed = _in_range(pos, anchors[:, kk], anchors[:, kk + 1])
         value = new_value.masked_fill(~allowed, -torch.inf)
-        choices.append(choice)
-    choices.reverse()  # choices[kk][b] = best b_{kk+1} given b_kk = b
-    first = _segment(
-        prefix[:, 0], torch.zeros_like(pos).expand(batch, -1), pos.expand(batch, -1), mean=True
-    )
-    total = first + value
-    b0 = total.argmax(-1, keepdim=True)
-    bounds = [b0]
-    for choice in choices:
-        bounds.append(choice.gather(1, bounds[-1]))
-    return torch.cat(bounds, dim=1), total.gather(1, b0)[:, 0]
+        values.append(value)
+    values.reverse()
+    return values
+
+
+def _mean_mode(prefix, anchors, lengths, tol):
+    """Mean-mode boundaries (B, K-1): backward DP values, then the tie rule forward."""
+    batch, k, stride = prefix.shape
+    length = stride - 1
+    pos = torch.arange(length, device=prefix.device)
+    values = _mean_values(prefix, anchors, lengths)
+    zero = torch.zeros_like(pos).expand(batch, -1)
+    first = _segment(prefix[:, 0], zero, pos.expand(batch, -1), mean=True)
+    budget = (first + values[0]).max(-1).values - tol
+    acc = torch.zeros(batch, dtype=prefix.dtype, device=prefix.device)
+    prev = torch.full((batch,), -1, dtype=torch.long, device=prefix.device)
+    bounds = []
+    for kk in range(k - 1):
+        lo = (prev + 1)[:, None].expand(-1, length)
+        seg = _segment(prefix[:, kk], lo.clamp(max=length - 1), pos.expand(batch, -1), mean=True)
+        allowed = _in_range(pos, anchors[:, kk], anchors[:, kk + 1])
+        total = (acc[:, None] + (seg + values[kk])).masked_fill(~allowed, -torch.inf)
+        ok = total >= budget[:, None]
+        pick = torch.where(ok.any(-1), _first_true(ok), total.argmax(-1))
+        acc = acc + seg.gather(1, pick[:, None])[:, 0]
+        prev = pick
+        bounds.append(pick)
+    return torch.stack(bounds, dim=1)
 
 
 def reference_impl(
@@ -118,11 +148,12 @@ def reference_impl(
     valid = torch.arange(length, device=x.device)[None, :] < lengths[:, None]
     prefix, finite = _prefix_sums(x, anchors, valid)
     prefix = torch.where(finite[:, None, None], prefix, torch.zeros_like(prefix))
+    tol = _tolerance(lengths, anchors.shape[1], mode)
     if mode == 0:
-        bounds = _sum_mode(prefix, anchors)
-        scores = _tuple_score(prefix, bounds, lengths, mean=False)
+        bounds = _sum_mode(prefix, anchors, tol)
     else:
-        bounds, scores = _mean_mode(prefix, anchors, lengths)
+        bounds = _mean_mode(prefix, anchors, lengths, tol)
+    scores = _tuple_score(prefix, bounds, lengths, mean=mode == 1)
     bounds = torch.where(finite[:, None], bounds, anchors[:, :-1])
     scores = scores.masked_fill(~finite, torch.nan)
     return bounds, scores
