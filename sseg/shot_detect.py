@@ -16,7 +16,7 @@ decoded frame of the requested range.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,32 +145,53 @@ class _TransNetV2:
 
 
 def transnetv2_probs(
-    frames: np.ndarray,
+    frames: Iterable[np.ndarray],
     device: str = "cpu",
     batch_size: int = 4,
-    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Per-frame transition probabilities for (T, 27, 48, 3) uint8 frames."""
+    """Per-frame transition probabilities for a stream of (27, 48, 3) uint8 frames.
+
+    Same windows as TransNetV2's own ``predict_frames`` (first frame repeated 25 times
+    in front, last frame repeated to fill the final window, 100-frame windows with
+    stride 50, the middle 50 predictions of each kept), computed while frames arrive:
+    memory is O(batch_size * 100) frames, not the whole video.
+    """
     import torch
 
-    t = len(frames)
-    if t == 0:
+    model = None
+    buffer: list[np.ndarray] = []
+    windows: list[np.ndarray] = []
+    out: list[np.ndarray] = []
+    count = 0
+
+    def run() -> None:
+        nonlocal model
+        model = model or _TransNetV2.get(device)
+        with torch.inference_mode():
+            single, _ = model.predict_raw(torch.from_numpy(np.stack(windows)).to(device))
+        out.append(single[:, 25:75, 0].float().cpu().numpy().reshape(-1))
+        windows.clear()
+
+    def take() -> None:
+        while len(buffer) >= 100:
+            windows.append(np.stack(buffer[:100]))
+            del buffer[:50]
+            if len(windows) >= batch_size:
+                run()
+
+    for frame in frames:
+        if count == 0:
+            buffer.extend([frame] * 25)
+        buffer.append(frame)
+        count += 1
+        take()
+    if count == 0:
         return np.zeros(0)
-    model = _TransNetV2.get(device)
-    pad_end = 25 + 50 - (t % 50 if t % 50 else 50)
-    padded = np.concatenate(
-        [np.repeat(frames[:1], 25, 0), frames, np.repeat(frames[-1:], pad_end, 0)]
-    )
-    starts = list(range(0, len(padded) - 100 + 1, 50))
-    out = []
-    with torch.inference_mode():
-        for b in range(0, len(starts), batch_size):
-            chunk = np.stack([padded[s : s + 100] for s in starts[b : b + batch_size]])
-            single, _ = model.predict_raw(torch.from_numpy(chunk).to(device))
-            out.append(single[:, 25:75, 0].float().cpu().numpy().reshape(-1))
-            if progress is not None:
-                progress(50 * len(chunk))
-    return np.concatenate(out)[:t]
+    buffer.extend([buffer[-1]] * (25 + 50 - (count % 50 or 50)))
+    take()
+    if windows:
+        run()
+    return np.concatenate(out)[:count]
 
 
 def detect_shots(
@@ -194,7 +215,7 @@ def detect_shots(
     else:
         size = (CONTENT_WIDTH, max(2, round(CONTENT_WIDTH * info.height / info.width / 2) * 2))
     total = (end_frame or info.frame_count) - start_frame
-    bar = _bar(total, "decode+detect" if detector == "content" else "decode", quiet)
+    bar = _bar(total, f"shot detection ({detector})", quiet)
     indices: list[int] = []
 
     def frames() -> Iterable[np.ndarray]:
@@ -210,12 +231,8 @@ def detect_shots(
             bar.close()
             cuts = cuts_from_content(scores, threshold, max(1, min_shot_frames))
         else:
-            collected = list(frames())
+            scores = transnetv2_probs(frames(), device, batch_size)
             bar.close()
-            stacked = np.stack(collected) if collected else np.zeros((0, 27, 48, 3), np.uint8)
-            tbar = _bar(len(stacked), "shot detection", quiet)
-            scores = transnetv2_probs(stacked, device, batch_size, tbar.update)
-            tbar.close()
             cuts = cuts_from_transitions(scores, threshold)
     finally:
         bar.close()

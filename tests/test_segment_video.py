@@ -158,3 +158,18 @@ def test_streamed_keyframe_features_match_the_array_path(generated):
     assert streamed.shape == direct.shape == (len(shots), 3, 6)
     assert torch.allclose(streamed, direct, atol=1e-5)
     assert thumbs.shape[:2] == (len(shots), 1) and thumbs.shape[2] == 96
+
+
+def test_streaming_transnetv2_matches_the_packages_own_windows():
+    import torch
+
+    from sseg.shot_detect import _TransNetV2, transnetv2_probs
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (73, 27, 48, 3), dtype=np.uint8)
+    frames[40:] //= 3  # a hard change at frame 40
+    ours = transnetv2_probs(iter(frames), "cpu", batch_size=1)
+    theirs, _ = _TransNetV2.get("cpu").predict_frames(torch.from_numpy(frames), quiet=True)
+    assert ours.shape == (73,)
+    np.testing.assert_allclose(ours, theirs.numpy(), atol=1e-5)
+    assert transnetv2_probs(iter([]), "cpu").shape == (0,)
