@@ -157,12 +157,16 @@ def run(args: argparse.Namespace) -> int:
                 path.unlink(missing_ok=True)
             raise
     duration = result.processed_duration
-    total = result.timings.get("total", 0.0)
+    loading = result.timings.get("load_models", 0.0)
+    work = result.timings.get("total", 0.0) - loading
     print(f"{video.name}: {len(result.shots)} shots, {len(result.scenes)} scenes")
     print(scene_table(result))
     if not args.quiet:
-        speed = f"{duration / total:.2f}x real time" if total > 0 else ""
-        message = f"sseg: processed {duration:.1f}s of video in {total:.1f}s ({speed})"
+        speed = f"{duration / work:.2f}x real time" if work > 0 else "-"
+        message = (
+            f"sseg: processed {duration:.1f}s of video in {work:.1f}s ({speed}; "
+            f"loading models took {loading:.1f}s more)"
+        )
         print(message, file=sys.stderr)
         if result.skipped_frames:
             print(f"sseg: skipped {result.skipped_frames} unreadable frame(s)", file=sys.stderr)
