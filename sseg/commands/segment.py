@@ -38,7 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--split-video", action="store_true", help="also cut one MP4 per scene (needs ffmpeg)"
     )
     det = parser.add_argument_group("shot detection")
-    det.add_argument("--detector", choices=("transnetv2", "content"), default="transnetv2")
+    det.add_argument(
+        "--detector",
+        choices=("transnetv2", "content"),
+        default="transnetv2",
+        help="shot detector: TransNetV2 network or HSV content difference (default: %(default)s)",
+    )
     det.add_argument(
         "--detector-threshold",
         type=float,
@@ -54,10 +59,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sc = parser.add_argument_group("scenes")
     sc.add_argument(
-        "--threshold", type=float, default=0.5, help="P(scene ends) threshold (default: 0.5)"
+        "--threshold",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="a scene ends at a shot with P(shot ends a scene) >= P (default: 0.5)",
     )
     sc.add_argument(
-        "--tau", type=float, default=10.0, help="split shots longer than TAU s (default: 10)"
+        "--tau",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="split shots longer than this into 3 sub-shots (default: 10)",
     )
     sc.add_argument("--no-split", action="store_true", help="turn test-time shot splitting off")
     sc.add_argument(
@@ -68,11 +81,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mod.add_argument(
         "--model", metavar="PATH", help="SceneModel .safetensors (default: demo model)"
     )
-    mod.add_argument("--clip-weights", metavar="PATH", help="local CLIP ViT-B/32 weights file")
+    mod.add_argument(
+        "--clip-weights",
+        metavar="PATH",
+        help="local CLIP ViT-B/32 weights file ('random': seeded random init)",
+    )
     run_group = parser.add_argument_group("runtime")
     run_group.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    run_group.add_argument("--batch-size", type=int, default=64, help="CLIP batch size")
-    run_group.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    run_group.add_argument(
+        "--batch-size", type=int, default=64, metavar="N", help="CLIP batch size (default: 64)"
+    )
+    run_group.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "bf16"),
+        default="fp32",
+        help="CLIP precision; fp16/bf16 need a GPU (default: fp32)",
+    )
     run_group.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
