@@ -213,3 +213,13 @@ def test_unreadable_frames_mid_file_are_skipped_and_reported(cache, tmp_path, ca
     assert "sseg: warning:" in err and "unreadable" in err
     data = json.loads((out / "damaged.scenes.json").read_text())
     assert data["skipped_frames"] >= 1 and data["num_shots"] >= 1
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_gpu_segmentation_matches_cpu(cache, clip, precision):
+    cpu = sseg.segment(clip.path, detector="transnetv2", device="cpu")
+    gpu = sseg.segment(clip.path, detector="transnetv2", device="cuda", precision=precision)
+    assert [s.start_frame for s in gpu.shots] == [s.start_frame for s in cpu.shots]
+    tolerance = 1e-3 if precision == "fp32" else 5e-2
+    np.testing.assert_allclose(gpu.probabilities, cpu.probabilities, atol=tolerance)
