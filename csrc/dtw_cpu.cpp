@@ -27,8 +27,9 @@ using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecas
 const char* g_isa = "baseline";
 const sseg_cpu::SimilarityFn g_similarities = sseg_cpu::pick_similarities(&g_isa);
 
-// Below this many floats of x a call runs on one thread (thread start-up would dominate).
-constexpr int64_t kParallelFloats = 1 << 18;
+// Below this many floats of x (~1 ms of work) a call runs on one thread: thread start-up
+// and, on a busy machine, waiting for a descheduled thread would cost more.
+constexpr int64_t kParallelFloats = 1 << 22;
 
 const char* problem_text(int code) {
   switch (code) {

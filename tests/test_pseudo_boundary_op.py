@@ -149,7 +149,7 @@ def test_thread_count_does_not_change_results():
     from sseg import _dtw_cpu
 
     assert _dtw_cpu.isa in ("avx512", "avx2", "baseline")
-    x, anchors, lengths = _batch(700, 17, 64, 4, seed=12)
+    x, anchors, lengths = _batch(4000, 17, 64, 4, seed=12)  # > 2^22 floats: parallel path
     args = (x.numpy(), anchors.numpy(), lengths.numpy())
     for mode in (0, 1):
         b1, s1 = _dtw_cpu.pseudo_boundaries(*args, mode, 1)
