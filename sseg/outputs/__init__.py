@@ -9,15 +9,11 @@ removed again, so a failed run leaves no partial output behind.
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 from typing import Any
 
 FORMATS = ("json", "csv", "edl", "vtt", "ffmetadata", "html")
 DEFAULT_FORMATS = ("json", "csv")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK
 
 
 def format_module(name: str):
@@ -47,7 +43,6 @@ def write_outputs(
         for path, data in rendered.items():
             with atomic_path(path) as tmp:
                 tmp.write_bytes(data)
-                os.chmod(tmp, FILE_MODE)  # temp files are 0600; outputs follow the umask
             written.append(path)
     except BaseException:
         for path in written:
