@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
-from setuptools import setup
+from setuptools import find_packages, setup
 
 ROOT = Path(__file__).parent.resolve()
 CSRC = "csrc"
@@ -98,9 +98,8 @@ def _extensions() -> list[Pybind11Extension]:
 
 
 setup(
-    packages=["sseg", "sseg.commands", "sseg.kernels", "sseg.ops"],
+    packages=["sseg", *(f"sseg.{name}" for name in find_packages("sseg")), "sseg.kernels"],
     package_dir={"sseg": "sseg", "sseg.kernels": "kernels"},
-    package_data={"sseg": ["assets/*"]},
     ext_modules=_extensions(),
     cmdclass={"build_ext": BuildExtWithCuda},
     zip_safe=False,
