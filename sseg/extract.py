@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -186,11 +187,15 @@ def extract(
     placeholder_seconds: float = 1.0,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    detector_threshold: float | None = None,
+    min_shot_frames: int = 15,
 ) -> ExtractReport:
     """Encode every input not yet in ``store`` and append it; returns a report.
 
     Inputs are checked (keyframe folders complete) before ``make_encoder`` loads the
-    backbone, which happens only if some video is not stored yet.
+    backbone, which happens only if some video is not stored yet. ``detector``,
+    ``detector_threshold`` and ``min_shot_frames`` mean what they mean for ``sseg segment``
+    (:func:`sseg.pipeline.detect_shots`), so both find the same shots in a video.
     """
     from tqdm import tqdm
 
@@ -217,7 +222,11 @@ def extract(
         _save_bank(Path(store) / "genre_bank.npy", encoder.genre_bank)
         for source in tqdm(todo, desc="extract", unit="video", disable=not progress):
             if source.kind == "video":
-                _add_video(writer, source, encoder, detector, device, keyframes)
+                _add_video(
+                    writer, source, encoder, device, keyframes,
+                    detector=detector, threshold=detector_threshold,
+                    min_shot_frames=min_shot_frames,
+                )  # fmt: skip
             else:
                 placeholder = _add_keyframe_folder(
                     writer, source, grids[source.video_id], encoder, timings, placeholder_seconds
@@ -240,11 +249,11 @@ def _save_bank(path: Path, bank: torch.Tensor) -> None:
     save_genre_bank(path, bank.float().cpu().numpy())
 
 
-def _add_video(writer, source: Source, encoder, detector: str, device: str, k: int) -> None:
+def _add_video(writer, source: Source, encoder, device: str, k: int, **detect_options: Any) -> None:
     from .keyframes import keyframes_for_shots
     from .pipeline import detect_shots
 
-    shots, fps = detect_shots(source.path, detector=detector, device=device)
+    shots, fps = detect_shots(source.path, device=device, **detect_options)
     frames = keyframes_for_shots(source.path, shots, k=k)  # (N, k, H, W, 3)
     feats = encoder.encode(frames.reshape(-1, *frames.shape[2:]))
     writer.add(

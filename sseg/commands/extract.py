@@ -32,7 +32,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="shot length stored for keyframe folders without timings (default 1)",
     )
-    parser.add_argument("--detector", default="transnetv2", help="shot detector for video inputs")
+    parser.add_argument(
+        "--detector",
+        default="transnetv2",
+        choices=("transnetv2", "content"),
+        help="shot detector for video inputs (default: transnetv2; as in sseg segment)",
+    )
+    parser.add_argument(
+        "--detector-threshold",
+        type=float,
+        metavar="X",
+        help="transition threshold (transnetv2: 0.5, content: 27)",
+    )
+    parser.add_argument(
+        "--min-shot-len",
+        type=int,
+        default=15,
+        metavar="FRAMES",
+        help="content detector: minimum shot length in frames (default: 15)",
+    )
     parser.add_argument(
         "--shard-size", type=int, default=20_000, help="shots per store shard (default 20000)"
     )
@@ -49,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.shard_size < 1:
         raise InputError(f"--shard-size must be >= 1, got {args.shard_size}")
+    if args.min_shot_len < 1:
+        raise InputError(f"--min-shot-len must be >= 1, got {args.min_shot_len}")
     if not args.placeholder_seconds > 0:
         raise InputError("--placeholder-seconds must be > 0")
     device = resolve_device(args.device)
@@ -61,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     report = extract(
         args.inputs, args.out, make_encoder, timings, args.detector, device,
         shard_size=args.shard_size, placeholder_seconds=args.placeholder_seconds,
-        progress=not args.quiet,
+        progress=not args.quiet, detector_threshold=args.detector_threshold,
+        min_shot_frames=args.min_shot_len,
     )  # fmt: skip
     print(
         f"extracted {len(report.added)} video(s), skipped {len(report.skipped)} already "

@@ -1,0 +1,208 @@
+"""The user workflow end to end through the CLI, as docs/tutorial.md chains it.
+
+Generated videos with known cuts and scenes -> ``sseg extract`` (random-init CLIP,
+content detector) -> ``sseg pretrain`` (tiny context model) -> ``sseg finetune``
+(JSON-lines labels, ``--init``, ``--resume``) -> ``sseg evaluate`` / ``sseg ablate``
+-> ``sseg segment`` with the fine-tuned model. Each step's artefact is the next
+step's input, so a format or flag that does not fit between two parts fails here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sseg import extract as extract_module
+from sseg.checkpoint import load_checkpoint
+from sseg.cli import main
+from sseg.features import FeatureStore
+from sseg.model import SceneModel
+from sseg.testing.videos import GeneratedVideo, write_video
+
+FPS = 10
+# Shot lengths in frames, grouped by scene; a, b train, c is held out.
+SCENES = {
+    "a": [[8, 9], [10, 8], [9, 8]],
+    "b": [[9, 8], [8, 10, 9]],
+    "c": [[10, 8], [8, 9], [9, 8]],
+}
+DETECT = ["--detector", "content", "--min-shot-len", "3"]
+METRICS = ("AP", "F1", "mIoU", "Recall", "Recall@3s")
+
+
+def annotation_rows(video_id: str, video: GeneratedVideo) -> list[dict]:
+    """One JSON-lines object per shot: times from the known cuts, label 1 before a scene cut.
+
+    The last shot is unlabelled (``null``), as in MovieNet: the end of a video is not
+    a boundary to predict.
+    """
+    bounds = [*video.shot_starts, video.num_frames]
+    rows = []
+    for i in range(len(video.shot_starts)):
+        last = i == len(video.shot_starts) - 1
+        rows.append(
+            {
+                "video": video_id,
+                "start": bounds[i] / FPS,
+                "end": bounds[i + 1] / FPS,
+                "label": None if last else int(bounds[i + 1] in video.scene_starts),
+                "genres": ["Drama"],
+                "fps": FPS,
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict:
+    """Videos, their JSON-lines annotation and a split file, in one folder."""
+    root = tmp_path_factory.mktemp("workflow")
+    videos = {
+        vid: write_video(root / f"{vid}.mp4", scenes, fps=FPS, seed=i)
+        for i, (vid, scenes) in enumerate(SCENES.items())
+    }
+    rows = [row for vid, video in videos.items() for row in annotation_rows(vid, video)]
+    labels = root / "labels.jsonl"
+    labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    split = root / "split.json"
+    split.write_text(json.dumps({"train": ["a", "b"], "test": ["c"]}))
+    return {"root": root, "videos": videos, "labels": labels, "split": split}
+
+
+def _run(argv: list[str]) -> None:
+    assert main([str(a) for a in argv]) == 0, argv
+
+
+def _weights(path: Path) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in SceneModel.load(path).state_dict().items()}
+
+
+def test_videos_to_finetuned_model_to_scenes(corpus, monkeypatch, capsys):
+    root, videos = corpus["root"], corpus["videos"]
+    monkeypatch.setenv("SSEG_CACHE_DIR", str(root / "cache"))
+    monkeypatch.chdir(root)
+    inputs = [str(v.path) for v in videos.values()]
+    labels, split = corpus["labels"], corpus["split"]
+
+    # b. extract: the store holds exactly the generated cuts, with the annotation's times.
+    _run(["extract", *inputs, "--out", "feats", "--random-init", "--device", "cpu", *DETECT,
+          "--quiet"])  # fmt: skip
+    store = FeatureStore(root / "feats")
+    assert store.video_ids == ["a", "b", "c"]
+    for vid, video in videos.items():
+        feats = store.load(vid)
+        assert feats.keyframes.shape == (len(video.shot_starts), 3, 512)
+        np.testing.assert_allclose(feats.starts * FPS, video.shot_starts, atol=1e-6)
+        assert feats.ends[-1] * FPS == pytest.approx(video.num_frames)
+        assert feats.fps == FPS and feats.labels is None
+    assert (root / "feats" / "genre_bank.npy").is_file()
+
+    # ... and resumes: a second run adds nothing and does not even load the backbone.
+    index = (root / "feats" / "index.json").read_bytes()
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("backbone loaded although every video is stored")
+
+    monkeypatch.setattr(extract_module, "KeyframeEncoder", no_backbone)
+    capsys.readouterr()
+    _run(["extract", *inputs, "--out", "feats", "--random-init", "--device", "cpu", *DETECT,
+          "--quiet"])  # fmt: skip
+    assert "extracted 0 video(s), skipped 3" in capsys.readouterr().out
+    assert (root / "feats" / "index.json").read_bytes() == index
+
+    # c. pretrain a tiny context model on the cached features.
+    config = {
+        "store": "feats", "out_dir": "runs/pretrain", "window": 5, "anchors": 2,
+        "hidden": 32, "heads": 2, "layers": 1, "proj_dim": 16, "dropout": 0.0,
+        "batch_size": 4, "steps": 4, "warmup_steps": 1, "checkpoint_every": 2,
+        "log_every": 1, "device": "cpu",
+    }  # fmt: skip
+    (root / "cfg.json").write_text(json.dumps(config))
+    _run(["pretrain", "--config", "cfg.json", "--quiet"])
+    pretrained = root / "runs" / "pretrain" / "model.safetensors"
+    summary = json.loads((root / "runs" / "pretrain" / "pretrain_summary.json").read_text())
+    assert summary["steps"] == 4 and summary["videos"] == 3
+    assert np.isfinite(summary["last_loss"])
+    model = SceneModel.load(pretrained)
+    assert model.boundary.encoder.config.hidden == 32
+    assert model.boundary.encoder.config.window == 5
+
+    # d. finetune from it with the JSON-lines labels, then resume to more steps.
+    finetune = ["finetune", "--features", "feats", "--labels", labels, "--split", split,
+                "--init", pretrained, "--batch-size", "4", "--checkpoint-every", "2",
+                "--no-progress", "--device", "cpu", "--pos-weight", "auto"]  # fmt: skip
+    _run([*finetune, "--out", "runs/ft", "--steps", "3"])
+    _run([*finetune, "--out", "runs/ft", "--steps", "6", "--resume"])
+    finetuned = root / "runs" / "ft" / "model.safetensors"
+    _, state = load_checkpoint(root / "runs" / "ft" / "train_state.safetensors")
+    assert state["step"] == 6
+    assert "labelled shots" in capsys.readouterr().out
+    # Resuming reproduces the uninterrupted run.
+    _run([*finetune, "--out", "runs/ft-once", "--steps", "6"])
+    once, resumed = _weights(root / "runs" / "ft-once" / "model.safetensors"), _weights(finetuned)
+    assert once.keys() == resumed.keys()
+    for key in once:
+        np.testing.assert_allclose(resumed[key], once[key], atol=1e-6, err_msg=key)
+    ft_model = SceneModel.load(finetuned)
+    assert ft_model.boundary.encoder.config.hidden == 32 and "pretrained" in ft_model.meta
+    assert not np.allclose(_weights(pretrained)["boundary.head.mlp.2.weight"],
+                           resumed["boundary.head.mlp.2.weight"])  # fmt: skip
+
+    # e. evaluate on the held-out video, and the tau ablation.
+    _run(["evaluate", "--model", finetuned, "--features", "feats", "--labels", labels,
+          "--split", split, "--device", "cpu", "--json", "eval.json",
+          "--save-predictions", "preds.jsonl"])  # fmt: skip
+    report = json.loads((root / "eval.json").read_text())
+    n_test = len(videos["c"].shot_starts)
+    assert report["metrics"]["videos"] == 1 and report["metrics"]["shots"] == n_test - 1
+    assert report["metrics"]["boundaries"] == len(videos["c"].scene_starts) - 1
+    for name in METRICS:
+        assert 0.0 <= report["metrics"][name] <= 1.0, name
+    preds = [json.loads(line) for line in (root / "preds.jsonl").read_text().splitlines()]
+    assert sorted(p["shot"] for p in preds if p["video"] == "c") == list(range(n_test))
+    # Scoring the saved predictions against the annotation alone gives the same AP.
+    _run(["evaluate", "--predictions", "preds.jsonl", "--labels", labels, "--split", split,
+          "--json", "eval-preds.json"])  # fmt: skip
+    again = json.loads((root / "eval-preds.json").read_text())["metrics"]
+    assert again["AP"] == pytest.approx(report["metrics"]["AP"])
+
+    _run(["ablate", "--model", finetuned, "--features", "feats", "--labels", labels,
+          "--split", split, "--device", "cpu", "--taus", "none,0.5",
+          "--json", "ablate.json"])  # fmt: skip
+    results = json.loads((root / "ablate.json").read_text())["results"]
+    assert [r["tau"] for r in results] == [None, 0.5]
+    assert results[0]["shots_split"] == 0 and results[1]["shots_split"] == n_test
+    for result in results:
+        for name in METRICS:
+            assert 0.0 <= result[name] <= 1.0, name
+
+    # f. segment the held-out video with the fine-tuned model.
+    _run(["segment", videos["c"].path, "--model", finetuned, "--clip-weights", "random",
+          "-o", "scenes", "--json", "--device", "cpu", "-q", *DETECT])  # fmt: skip
+    data = json.loads((root / "scenes" / "c.scenes.json").read_text())
+    shots, scenes = data["shots"], data["scenes"]
+    assert [s["start_frame"] for s in shots] == videos["c"].shot_starts
+    assert len(shots) == store.num_shots("c")
+    assert all(0.0 <= s["boundary_probability"] <= 1.0 for s in shots)
+    assert scenes[0]["start_frame"] == 0
+    assert scenes[-1]["end_frame"] == videos["c"].num_frames
+    for prev, nxt in zip(scenes, scenes[1:], strict=False):
+        assert prev["end_frame"] == nxt["start_frame"]
+    assert [i for scene in scenes for i in scene["shots"]] == list(range(len(shots)))
+    # Same backbone, preprocessing and model as extract + evaluate: the same probabilities
+    # (up to the store's float16 features).
+    stored = {p["shot"]: p["prob"] for p in preds if p["video"] == "c"}
+    segmented = [s["boundary_probability"] for s in shots]
+    np.testing.assert_allclose(segmented, [stored[i] for i in range(n_test)], atol=2e-3)
+
+
+def test_extract_rejects_a_bad_min_shot_len(tmp_path, capsys):
+    video = write_video(tmp_path / "v.mp4", [[5, 5]], fps=FPS)
+    argv = ["extract", str(video.path), "--out", str(tmp_path / "f"), "--random-init",
+            "--detector", "content", "--min-shot-len", "0"]  # fmt: skip
+    assert main(argv) == 2
+    assert "--min-shot-len" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
