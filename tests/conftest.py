@@ -1,8 +1,12 @@
-"""Shared test set-up: Triton runs in its CPU interpreter where no GPU exists."""
+"""Shared test set-up: Triton runs in its CPU interpreter where no GPU exists.
+
+Also fixtures several test files use: ``one_thread`` and ``make_synthetic_store``.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -26,3 +30,29 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread for a test: tiny models run faster and steadier on a
+    busy 2-core box. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def make_synthetic_store(tmp_path_factory) -> Callable[..., object]:
+    """Factory of synthetic feature stores (:func:`sseg.synthetic.write_synthetic_store`).
+
+    ``make_synthetic_store(num_videos, shots=(lo, hi), dim=32, seed=0)`` writes a new
+    store in a fresh temporary folder and returns its ``FeatureStore``.
+    """
+    from sseg.synthetic import write_synthetic_store
+
+    def make(num_videos: int, shots: tuple[int, int], dim: int = 32, seed: int = 0):
+        path = tmp_path_factory.mktemp("synthetic") / "store"
+        return write_synthetic_store(path, num_videos, shots=shots, dim=dim, seed=seed)
+
+    return make

@@ -15,24 +15,15 @@ from sseg.data.jsonl import write_jsonl
 from sseg.data.predictions import read_predictions
 from sseg.features import FeatureStore, FeatureStoreWriter
 from sseg.model import SceneModel
-from sseg.synthetic import write_synthetic_store
 
 DIM = 32
 NAMES = ("AP", "F1", "mIoU", "Recall", "Recall@3s")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> FeatureStore:
-    path = tmp_path_factory.mktemp("cmd") / "store"
-    return write_synthetic_store(path, 8, shots=(30, 50), dim=DIM, seed=5)
+def store(make_synthetic_store) -> FeatureStore:
+    return make_synthetic_store(8, shots=(30, 50), dim=DIM, seed=5)
 
 
 @pytest.fixture(scope="module")

@@ -11,25 +11,16 @@ from sseg.data.annotations import load_labels
 from sseg.evaluation import predict_store, score
 from sseg.finetune import MODEL_FILE, FinetuneConfig, LabelledShots, finetune
 from sseg.model import SceneModel
-from sseg.synthetic import write_synthetic_store
 from sseg.training import TrainConfig
 
 DIM = 32
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine train far faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models on a shared 2-core machine train far faster on one thread.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("syn") / "store"
-    return write_synthetic_store(path, 48, shots=(40, 80), dim=DIM, seed=3)
+def store(make_synthetic_store):
+    return make_synthetic_store(48, shots=(40, 80), dim=DIM, seed=3)
 
 
 def small_model(store, seed: int = 0) -> SceneModel:

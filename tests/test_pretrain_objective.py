@@ -21,25 +21,15 @@ from sseg.pretrain import (
     segment_ids,
 )
 from sseg.pretrain_config import PretrainConfig, load_config
-from sseg.synthetic import write_synthetic_store
 
 DIM = 32
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: tiny models run faster and steadier on a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One intra-op thread: tiny models run faster and steadier on a busy 2-core box.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def store_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pretrain") / "store"
-    write_synthetic_store(path, 12, shots=(30, 90), dim=DIM, seed=0)
-    return path
+def store_dir(make_synthetic_store):
+    return make_synthetic_store(12, shots=(30, 90), dim=DIM, seed=0).root
 
 
 def _cfg(store_dir, out_dir, **kw) -> PretrainConfig:
