@@ -206,3 +206,80 @@ def test_extract_rejects_a_bad_min_shot_len(tmp_path, capsys):
     assert main(argv) == 2
     assert "--min-shot-len" in capsys.readouterr().err
     assert not (tmp_path / "f").exists()
+
+
+def write_movienet(root: Path, scenes: dict[str, list[list[int]]]) -> Path:
+    """A MovieNet-style corpus: keyframe folders plus an annotation root.
+
+    ``scenes[video]`` lists shot lengths (frames at 24 fps) per scene. Writes
+    ``keyf/<id>/shot_XXXX_img_{0,1,2}.jpg`` (each shot rendered with one look per scene)
+    and ``ann/`` with ``shot_movie318/``, ``label318/`` (N-1 lines), ``meta/`` and
+    ``split318.json`` (the last video is the test split). Returns ``ann/``.
+    """
+    from PIL import Image
+
+    from sseg.testing.videos import random_look, random_style, render
+
+    ann = root / "ann"
+    for sub in ("shot_movie318", "label318", "meta"):
+        (ann / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for vid, video_scenes in scenes.items():
+        folder = root / "keyf" / vid
+        folder.mkdir(parents=True)
+        shot_lines, label_lines, frame, shot = [], [], 0, 0
+        for lengths in video_scenes:
+            look = random_look(rng)
+            for j, length in enumerate(lengths):
+                style = random_style(rng, shot)
+                for k in range(3):
+                    image = render(look, style, (2 * k + 1) * length // 6, 64, 48)
+                    Image.fromarray(image).save(folder / f"shot_{shot:04d}_img_{k}.jpg")
+                shot_lines.append(f"{frame} {frame + length - 1} 0 0 0")
+                last_of_scene = j == len(lengths) - 1
+                label_lines.append(f"{shot:04d} {int(last_of_scene)}")
+                frame, shot = frame + length, shot + 1
+        (ann / "shot_movie318" / f"{vid}.txt").write_text("\n".join(shot_lines) + "\n")
+        (ann / "label318" / f"{vid}.txt").write_text("\n".join(label_lines[:-1]) + "\n")
+        (ann / "meta" / f"{vid}.json").write_text(json.dumps({"genres": ["Drama", "Crime"]}))
+    ids = list(scenes)
+    split = {"train": ids[:-1], "val": [], "test": ids[-1:]}
+    (ann / "split318.json").write_text(json.dumps(split))
+    return ann
+
+
+def test_movienet_keyframe_folders_to_metrics(tmp_path, monkeypatch, capsys):
+    """Keyframe folders + MovieNet annotations: labels travel in the store."""
+    monkeypatch.setenv("SSEG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    scenes = {"tt0000001": [[30, 40], [24, 36]], "tt0000002": [[48, 24], [30, 30, 24]]}
+    ann = write_movienet(tmp_path, scenes)
+    _run(["extract", "keyf", "--movienet", ann, "--out", "feats", "--random-init",
+          "--device", "cpu", "--quiet"])  # fmt: skip
+    assert "no shot timings" not in capsys.readouterr().err
+    store = FeatureStore(tmp_path / "feats")
+    first = store.load("tt0000001")
+    np.testing.assert_allclose(first.starts * 24, [0, 30, 70, 94])
+    np.testing.assert_allclose(first.ends * 24, [30, 70, 94, 130])
+    assert first.labels.tolist() == [0, 1, 0, -100]
+    assert first.genres == ["Drama", "Crime"]
+
+    # A new model on the store's genre bank, store labels, MovieNet split.
+    _run(["finetune", "--features", "feats", "--split", ann / "split318.json", "--out", "ft",
+          "--steps", "3", "--batch-size", "4", "--hidden", "16", "--heads", "2",
+          "--layers", "1", "--window", "3", "--no-progress", "--device", "cpu"])  # fmt: skip
+    assert "on 1 videos, 3 labelled shots" in capsys.readouterr().out
+    model = tmp_path / "ft" / "model.safetensors"
+    assert SceneModel.load(model).boundary.encoder.config.window == 3
+
+    # Store labels and the MovieNet root's labels give the same report.
+    reports = []
+    for extra in ([], ["--labels", ann]):
+        _run(["evaluate", "--model", model, "--features", "feats", "--split", ann,
+              "--device", "cpu", "--json", "eval.json", *extra])  # fmt: skip
+        reports.append(json.loads((tmp_path / "eval.json").read_text())["metrics"])
+    assert reports[0] == reports[1]
+    assert reports[0]["videos"] == 1 and reports[0]["shots"] == 4
+    assert reports[0]["boundaries"] == 1
+    for name in METRICS:
+        assert 0.0 <= reports[0][name] <= 1.0, name
