@@ -198,6 +198,20 @@ def test_videos_to_finetuned_model_to_scenes(corpus, monkeypatch, capsys):
     segmented = [s["boundary_probability"] for s in shots]
     np.testing.assert_allclose(segmented, [stored[i] for i in range(n_test)], atol=2e-3)
 
+    # With test-time splitting of every shot (tau 0.5 s) both still agree shot for shot.
+    _run(["evaluate", "--model", finetuned, "--features", "feats", "--labels", labels,
+          "--split", split, "--device", "cpu", "--tau", "0.5",
+          "--save-predictions", "preds-split.jsonl"])  # fmt: skip
+    _run(["segment", videos["c"].path, "--model", finetuned, "--clip-weights", "random",
+          "-o", "scenes-split", "--json", "--device", "cpu", "-q", "--tau", "0.5",
+          *DETECT])  # fmt: skip
+    lines = (root / "preds-split.jsonl").read_text().splitlines()
+    split_preds = {p["shot"]: p["prob"] for p in map(json.loads, lines) if p["video"] == "c"}
+    split_shots = json.loads((root / "scenes-split" / "c.scenes.json").read_text())["shots"]
+    split_probs = [s["boundary_probability"] for s in split_shots]
+    np.testing.assert_allclose(split_probs, [split_preds[i] for i in range(n_test)], atol=2e-3)
+    assert not np.allclose(split_probs, segmented, atol=1e-4)  # splitting changed something
+
 
 def test_extract_rejects_a_bad_min_shot_len(tmp_path, capsys):
     video = write_video(tmp_path / "v.mp4", [[5, 5]], fps=FPS)
