@@ -234,6 +234,18 @@ def extract(
                 if placeholder:
                     report.placeholder_timings.append(source.video_id)
             report.added.append(source.video_id)
+    added = set(report.added)
+    ignored = [
+        s.video_id
+        for s in sources
+        if s.kind == "video" and s.video_id in added and timings.get(s.video_id) is not None
+    ]
+    if ignored:
+        log(
+            f"annotations for {len(ignored)} video file(s) (e.g. {ignored[0]}) are not stored: "
+            "shots of video files come from the shot detector; pass the labels to "
+            "sseg finetune/evaluate --labels"
+        )
     if report.placeholder_timings:
         log(
             f"no shot timings for {len(report.placeholder_timings)} video(s) "

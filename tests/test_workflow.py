@@ -88,8 +88,10 @@ def test_videos_to_finetuned_model_to_scenes(corpus, monkeypatch, capsys):
     labels, split = corpus["labels"], corpus["split"]
 
     # b. extract: the store holds exactly the generated cuts, with the annotation's times.
+    # Labels of video files are not stored (the shots come from the detector): a note says so.
     _run(["extract", *inputs, "--out", "feats", "--random-init", "--device", "cpu", *DETECT,
-          "--quiet"])  # fmt: skip
+          "--timings", labels, "--quiet"])  # fmt: skip
+    assert "annotations for 3 video file(s) (e.g. a) are not stored" in capsys.readouterr().err
     store = FeatureStore(root / "feats")
     assert store.video_ids == ["a", "b", "c"]
     for vid, video in videos.items():
