@@ -80,6 +80,7 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in SceneModel.load(path).state_dict().items()}
 
 
+@pytest.mark.filterwarnings("error::sseg.data.annotations.ShotTimesWarning")
 def test_videos_to_finetuned_model_to_scenes(corpus, monkeypatch, capsys):
     root, videos = corpus["root"], corpus["videos"]
     monkeypatch.setenv("SSEG_CACHE_DIR", str(root / "cache"))
@@ -299,3 +300,31 @@ def test_movienet_keyframe_folders_to_metrics(tmp_path, monkeypatch, capsys):
     assert reports[0]["boundaries"] == 1
     for name in METRICS:
         assert 0.0 <= reports[0][name] <= 1.0, name
+
+
+def test_jsonl_labels_with_other_shot_times_warn(make_synthetic_store, tmp_path):
+    """Labels are matched by shot index; shot times that disagree with the store say so."""
+    import warnings
+
+    from sseg.data.annotations import ShotTimesWarning, load_labels
+    from sseg.data.jsonl import write_jsonl
+
+    store = make_synthetic_store(2, shots=(6, 9), dim=8, seed=1)
+    sequences = [store.load(v).to_shot_sequence() for v in store.video_ids]
+    same = tmp_path / "same.jsonl"
+    write_jsonl(same, sequences)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labels = load_labels(same, store)
+    assert sorted(labels) == sorted(store.video_ids)
+
+    shifted = sequences[1]
+    shifted.starts[3:] += 0.2
+    shifted.ends[2:] += 0.2
+    moved = tmp_path / "moved.jsonl"
+    write_jsonl(moved, sequences)
+    pattern = rf"'{shifted.video_id}': times of {len(shifted) - 2} shot\(s\) differ.*first shot 2:"
+    with pytest.warns(ShotTimesWarning, match=pattern):
+        again = load_labels(moved, store)
+    for vid in store.video_ids:
+        np.testing.assert_array_equal(again[vid], labels[vid])

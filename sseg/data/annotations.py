@@ -7,11 +7,15 @@
 * a JSON-lines shot file (:mod:`sseg.data.jsonl`).
 
 The annotation's shot count must equal the store's for each video; a mismatch
-is an error rather than a silent misalignment.
+is an error rather than a silent misalignment. Labels are matched by shot index; a
+JSON-lines file whose shot times disagree with the store's by more than half a frame
+(50 ms if the frame rate is unknown) gives a :class:`ShotTimesWarning` (not an error:
+a store of keyframe folders may hold placeholder times).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +23,31 @@ import numpy as np
 
 from ..errors import InputError
 from ..features import FeatureStore
+from ..shots import ShotSequence
 from .jsonl import load_jsonl
 from .movienet import read_label_file
+
+
+class ShotTimesWarning(UserWarning):
+    """An annotation's shot times disagree with the feature store's."""
+
+
+def _check_times(seq: ShotSequence, store: FeatureStore, source: Path) -> None:
+    video = store.load(seq.video_id)
+    fps = video.fps or seq.fps
+    tolerance = 0.5 / fps if fps else 0.05
+    diff = np.maximum(np.abs(seq.starts - video.starts), np.abs(seq.ends - video.ends))
+    off = np.flatnonzero(diff > tolerance + 1e-9)
+    if off.size:
+        i = int(off[0])
+        warnings.warn(
+            f"{source}: video {seq.video_id!r}: times of {off.size} shot(s) differ from the "
+            f"store's, first shot {i}: [{seq.starts[i]:.3f}, {seq.ends[i]:.3f}) s here, "
+            f"[{video.starts[i]:.3f}, {video.ends[i]:.3f}) s in the store; labels are "
+            "matched by shot index (were the shots detected with other settings?)",
+            ShotTimesWarning,
+            stacklevel=3,
+        )
 
 
 def load_labels(
@@ -55,6 +82,7 @@ def load_labels(
         if len(seq) != n:
             problem = f"video {seq.video_id!r} has {len(seq)} shots here but {n} in the store"
             raise InputError(problem, source)
+        _check_times(seq, store, source)
         out[seq.video_id] = seq.labels
     return out
 
