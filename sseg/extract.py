@@ -141,12 +141,14 @@ class KeyframeEncoder:
 
         from .clip_backbone import NotSemanticWarning, load_clip
         from .encoder import ShotEncoder
-        from .genres import genre_embeddings
+        from .genres import genre_embeddings, image_tower_fingerprint
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotSemanticWarning)
             model, self.preprocess, tokenizer = load_clip(clip_weights, device=device)
         self.model_id = getattr(model, "sseg_model_id", "ViT-B-32")
+        # The id of a checkpoint file names its path and mtime; this names its weights.
+        self.weights_fingerprint: str | None = image_tower_fingerprint(model)
         self.genre_bank = genre_embeddings(model, tokenizer)
         self.encoder = ShotEncoder(model, self.genre_bank, batch_size=batch_size)
         self.batch_size = batch_size
@@ -212,13 +214,12 @@ def extract(
         if not todo:
             return report
         encoder = make_encoder()
-        backbone = writer.meta.get("backbone")
-        if backbone is not None and backbone != encoder.model_id:
-            raise InputError(
-                f"store was extracted with backbone {backbone!r}, not {encoder.model_id!r}",
-                store,
-            )
-        writer.meta.update(backbone=encoder.model_id, genre_bank="genre_bank.npy")
+        _check_backbone(writer.meta, encoder, store)
+        writer.meta.setdefault("backbone", encoder.model_id)
+        fingerprint = getattr(encoder, "weights_fingerprint", None)
+        if fingerprint is not None:
+            writer.meta.setdefault("backbone_weights", fingerprint)
+        writer.meta["genre_bank"] = "genre_bank.npy"
         _save_bank(Path(store) / "genre_bank.npy", encoder.genre_bank)
         for source in tqdm(todo, desc="extract", unit="video", disable=not progress):
             if source.kind == "video":
@@ -253,6 +254,24 @@ def extract(
             "so duration-aware sampling treats their shots as equally long"
         )
     return report
+
+
+def _check_backbone(meta: dict[str, Any], encoder: KeyframeEncoder, store: str | Path) -> None:
+    """Refuse to add features of another backbone to a store.
+
+    Compares the image-tower weights fingerprint when the store and the encoder both
+    have one (so a copied, moved or touched checkpoint file still resumes its store),
+    else the backbone ids.
+    """
+    backbone = meta.get("backbone")
+    if backbone is None:
+        return
+    stored, current = meta.get("backbone_weights"), getattr(encoder, "weights_fingerprint", None)
+    same = stored == current if stored and current else backbone == encoder.model_id
+    if not same:
+        raise InputError(
+            f"store was extracted with backbone {backbone!r}, not {encoder.model_id!r}", store
+        )
 
 
 def _save_bank(path: Path, bank: torch.Tensor) -> None:

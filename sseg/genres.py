@@ -132,10 +132,21 @@ def text_tower_fingerprint(clip_model: torch.nn.Module) -> str:
     up to 4096 values, so any re-initialisation or fine-tune changes the fingerprint
     without hashing all ~63M values.
     """
+    return _weights_fingerprint(clip_model, visual=False)
+
+
+def image_tower_fingerprint(clip_model: torch.nn.Module) -> str:
+    """Hash of the image tower's weights (every ``visual.`` tensor), computed like
+    :func:`text_tower_fingerprint`: the same weights give the same value wherever the
+    checkpoint file lives."""
+    return _weights_fingerprint(clip_model, visual=True)
+
+
+def _weights_fingerprint(clip_model: torch.nn.Module, visual: bool) -> str:
     digest = hashlib.sha256()
     with torch.no_grad():
         for name, tensor in clip_model.state_dict().items():
-            if name.startswith("visual.") or not tensor.is_floating_point():
+            if name.startswith("visual.") != visual or not tensor.is_floating_point():
                 continue
             flat = tensor.detach().reshape(-1)
             step = max(1, flat.numel() // 4096)

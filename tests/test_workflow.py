@@ -328,3 +328,36 @@ def test_jsonl_labels_with_other_shot_times_warn(make_synthetic_store, tmp_path)
         again = load_labels(moved, store)
     for vid in store.video_ids:
         np.testing.assert_array_equal(again[vid], labels[vid])
+
+
+def test_store_resumes_with_the_same_weights_from_another_file(tmp_path, monkeypatch):
+    """A copied or touched checkpoint gets another backbone id (path, mtime); the store
+    still resumes because the weights fingerprint matches. Other weights are refused."""
+    from PIL import Image
+
+    from sseg.errors import InputError
+    from sseg.extract import KeyframeEncoder, extract
+
+    monkeypatch.setenv("SSEG_CACHE_DIR", str(tmp_path / "cache"))
+    for vid, value in (("v1", 40), ("v2", 200), ("v3", 120)):
+        (tmp_path / vid).mkdir()
+        for k in range(3):
+            image = np.full((32, 32, 3), value + 10 * k, np.uint8)
+            Image.fromarray(image).save(tmp_path / vid / f"shot_0000_img_{k}.jpg")
+    encoder = KeyframeEncoder(None, "cpu", 8)
+    store = tmp_path / "feats"
+
+    def run(vid: str) -> list[str]:
+        return extract([tmp_path / vid], store, lambda: encoder, progress=False).added
+
+    assert run("v1") == ["v1"]
+    first_id = encoder.model_id
+    encoder.model_id = "ViT-B-32:/elsewhere/ViT-B-32.pt:1:2"  # same weights, other file
+    assert run("v2") == ["v2"]
+    meta = FeatureStore(store).meta
+    assert meta["backbone"] == first_id
+    assert meta["backbone_weights"] == encoder.weights_fingerprint
+    encoder.weights_fingerprint = "0" * 16  # other weights
+    with pytest.raises(InputError, match="store was extracted with backbone"):
+        run("v3")
+    assert FeatureStore(store).video_ids == ["v1", "v2"]
