@@ -14,7 +14,7 @@ import torch
 
 from . import metrics
 from .errors import InputError
-from .features import FeatureStore
+from .features import FeatureStore, check_same_backbone
 from .model import SceneModel
 from .splitting import split_long_shots
 
@@ -33,6 +33,7 @@ def predict_store(
     if store.dim is not None and store.dim != expected:
         problem = f"store features are {store.dim}-d but the model takes {expected}-d"
         raise InputError(problem, store.root)
+    check_same_backbone(model.meta, store)
     model = model.to(device).eval()
     probs: dict[str, np.ndarray] = {}
     split_counts: dict[str, int] = {}

@@ -21,7 +21,7 @@ import contextlib
 import fcntl
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,31 @@ class FeatureStore:
             genres=list(entry.get("genres", [])),
             labels=np.array(labels[lo:hi], dtype=np.int64) if entry.get("labels") else None,
             fps=entry.get("fps"),
+        )
+
+
+BACKBONE_KEYS = ("backbone", "backbone_weights")
+
+
+def backbone_info(store: FeatureStore) -> dict[str, str]:
+    """The store's backbone id and image-tower weights fingerprint (those it records), for
+    the metadata of a model trained on its features."""
+    meta = store.meta
+    return {key: meta[key] for key in BACKBONE_KEYS if isinstance(meta.get(key), str)}
+
+
+def check_same_backbone(model_meta: Mapping[str, Any], store: FeatureStore) -> None:
+    """``InputError`` if a model was trained on features of other backbone weights.
+
+    Only weights fingerprints are compared, and only when the model and the store both
+    record one (synthetic stores and older models record none).
+    """
+    theirs, ours = model_meta.get("backbone_weights"), store.meta.get("backbone_weights")
+    if theirs and ours and theirs != ours:
+        raise InputError(
+            f"the model was trained on features of backbone {model_meta.get('backbone')!r}, "
+            f"this store holds features of {store.meta.get('backbone')!r} (other weights)",
+            store.root,
         )
 
 

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from .atomic import atomic_write_text
 from .context import ContextConfig
 from .errors import InputError
-from .features import FeatureStore, VideoFeatures
+from .features import FeatureStore, VideoFeatures, backbone_info
 from .model import SceneModel
 from .pretrain_config import PretrainConfig
 from .sampling import WindowIndex, sample_anchors
@@ -285,7 +285,8 @@ def build_objective(cfg: PretrainConfig, store: FeatureStore, genres: torch.Tens
         window=cfg.window, dropout=cfg.dropout,
     )  # fmt: skip
     meta = {"pretrained": {"store": cfg.store, "sampling": cfg.sampling, "anchors": cfg.anchors,
-                           "dtw_mode": cfg.dtw_mode, "steps": cfg.steps}}  # fmt: skip
+                           "dtw_mode": cfg.dtw_mode, "steps": cfg.steps},
+            **backbone_info(store)}  # fmt: skip
     scene = SceneModel(genres, context, cfg.phi, cfg.genre_temperature, meta=meta)
     return PretrainObjective(
         scene, cfg.proj_dim, cfg.temperature, cfg.con_weight, cfg.pb_weight, cfg.dtw_mode,

@@ -132,6 +132,10 @@ def test_videos_to_finetuned_model_to_scenes(corpus, monkeypatch, capsys):
     model = SceneModel.load(pretrained)
     assert model.boundary.encoder.config.hidden == 32
     assert model.boundary.encoder.config.window == 5
+    # The model records the backbone its features came from.
+    assert store.meta["backbone"] == "ViT-B-32:random-seed0"
+    assert model.meta["backbone"] == store.meta["backbone"]
+    assert model.meta["backbone_weights"] == store.meta["backbone_weights"]
 
     # d. finetune from it with the JSON-lines labels, then resume to more steps.
     finetune = ["finetune", "--features", "feats", "--labels", labels, "--split", split,
@@ -151,6 +155,7 @@ def test_videos_to_finetuned_model_to_scenes(corpus, monkeypatch, capsys):
         np.testing.assert_allclose(resumed[key], once[key], atol=1e-6, err_msg=key)
     ft_model = SceneModel.load(finetuned)
     assert ft_model.boundary.encoder.config.hidden == 32 and "pretrained" in ft_model.meta
+    assert ft_model.meta["backbone_weights"] == store.meta["backbone_weights"]
     assert not np.allclose(_weights(pretrained)["boundary.head.mlp.2.weight"],
                            resumed["boundary.head.mlp.2.weight"])  # fmt: skip
 
@@ -171,6 +176,15 @@ def test_videos_to_finetuned_model_to_scenes(corpus, monkeypatch, capsys):
           "--json", "eval-preds.json"])  # fmt: skip
     again = json.loads((root / "eval-preds.json").read_text())["metrics"]
     assert again["AP"] == pytest.approx(report["metrics"]["AP"])
+
+    # A model trained on features of other backbone weights is refused.
+    ft_model.meta["backbone_weights"] = "0" * 16
+    ft_model.save(root / "other-backbone.safetensors")
+    capsys.readouterr()
+    argv = ["evaluate", "--model", root / "other-backbone.safetensors", "--features", "feats",
+            "--labels", labels, "--split", split, "--device", "cpu"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 2
+    assert "other weights" in capsys.readouterr().err
 
     _run(["ablate", "--model", finetuned, "--features", "feats", "--labels", labels,
           "--split", split, "--device", "cpu", "--taus", "none,0.5",

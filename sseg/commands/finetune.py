@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     """Fine-tune and write ``--out/model.safetensors``."""
     from ..data.annotations import load_labels, select_videos
     from ..errors import InputError
-    from ..features import FeatureStore
+    from ..features import FeatureStore, backbone_info, check_same_backbone
     from ..finetune import MODEL_FILE, FinetuneConfig, LabelledShots, finetune
     from ..training import TrainConfig, init_distributed
 
@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     labels = load_labels(args.labels, store, videos)
     data = LabelledShots.from_store(store, labels, videos)
     model = build_model(args, store)
+    check_same_backbone(model.meta, store)
+    model.meta = {**model.meta, **backbone_info(store)}
     if store.dim is not None and store.dim != model.boundary.config.input_dim:
         problem = (
             f"store features are {store.dim}-d, the model takes {model.boundary.config.input_dim}"
