@@ -8,6 +8,7 @@ one decoding pass, test-time splitting (:mod:`sseg.splitting`), SceneModel infer
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -126,6 +127,32 @@ def _backbone(clip_weights: str | None, seed: int | None, device: str):
     return _BACKBONES[key][:2]
 
 
+def _random_init_seed(backbone_id: object) -> int | None:
+    """Seed of a random-init backbone id such as ``ViT-B-32:random-seed0`` (else None)."""
+    match = re.search(r":random-seed(\d+)$", backbone_id) if isinstance(backbone_id, str) else None
+    return None if match is None else int(match.group(1))
+
+
+def _check_backbone_weights(meta: dict, backbone, model_name: str) -> None:
+    """InputError when the model was trained on features of other CLIP weights."""
+    expected = meta.get("backbone_weights")
+    if not expected:
+        return  # models that record no fingerprint (demo, older checkpoints)
+    from .genres import image_tower_fingerprint
+
+    if id(backbone) not in _FINGERPRINTS:
+        _FINGERPRINTS[id(backbone)] = image_tower_fingerprint(backbone)
+    if _FINGERPRINTS[id(backbone)] != expected:
+        raise InputError(
+            f"the model was trained on features of CLIP weights {meta.get('backbone')!r}; "
+            "the CLIP weights given (--clip-weights) are different",
+            model_name,
+        )
+
+
+_FINGERPRINTS: dict[int, str] = {}
+
+
 def load_scene_model(model: str | Path | None, device: str, quiet: bool = True):
     """A SceneModel from ``model`` (path), or the cached demo model when None."""
     from .model import SceneModel
@@ -195,7 +222,7 @@ def segment(
     if clip_weights == "random":  # load_clip's seeded random init, as `sseg extract` uses
         clip_weights = None
     elif clip_weights is None:
-        seed = meta.get("backbone_seed")
+        seed = meta.get("backbone_seed", _random_init_seed(meta.get("backbone")))
         if seed is None or meta.get("clip_weights"):
             raise InputError(
                 "this model needs the CLIP weights its features came from: pass "
@@ -205,6 +232,7 @@ def segment(
     backbone, preprocess = _backbone(
         None if clip_weights is None else str(clip_weights), seed, device
     )
+    _check_backbone_weights(meta, backbone, model_name)
     timings["load_models"] = time.perf_counter() - tick
     tick = time.perf_counter()
     detection = _detect(

@@ -379,11 +379,6 @@ def test_store_resumes_with_the_same_weights_from_another_file(tmp_path, monkeyp
     assert FeatureStore(store).video_ids == ["v1", "v2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sseg segment does not yet compare the model's backbone_weights with the CLIP "
-    "weights it loads (sseg/pipeline.py); a model trained on other features runs silently",
-)
 def test_segment_refuses_a_model_of_other_backbone_weights(tmp_path, monkeypatch):
     import sseg
     from sseg.errors import InputError
@@ -397,3 +392,24 @@ def test_segment_refuses_a_model_of_other_backbone_weights(tmp_path, monkeypatch
     with pytest.raises(InputError):
         sseg.segment(video.path, model=tmp_path / "m.safetensors", clip_weights="random",
                      detector="content", min_shot_frames=3, quiet=True)  # fmt: skip
+
+
+def test_segment_picks_the_random_init_backbone_a_model_names(tmp_path, monkeypatch):
+    import sseg
+    from sseg.errors import InputError
+
+    monkeypatch.setenv("SSEG_CACHE_DIR", str(tmp_path / "cache"))
+    video = write_video(tmp_path / "v.mp4", [[8, 9], [10, 8]], fps=FPS, seed=2)
+    bank = torch.nn.functional.normalize(torch.randn(21, 512), dim=-1)
+    cfg = ContextConfig(input_dim=512, hidden=16, heads=2, layers=1, window=5, dropout=0.0)
+    options = {"detector": "content", "min_shot_frames": 3, "quiet": True}
+    SceneModel(bank, cfg, meta={"backbone": "ViT-B-32:random-seed0"}).save(
+        tmp_path / "r.safetensors"
+    )
+    result = sseg.segment(video.path, model=tmp_path / "r.safetensors", **options)
+    assert len(result.probabilities) == len(result.shots) == 4
+    SceneModel(bank, cfg, meta={"backbone": "ViT-B-32:/w/clip.pt:1:2"}).save(
+        tmp_path / "w.safetensors"
+    )
+    with pytest.raises(InputError, match="--clip-weights"):
+        sseg.segment(video.path, model=tmp_path / "w.safetensors", **options)
