@@ -5,7 +5,10 @@ Also fixtures several test files use: ``one_thread`` and ``make_synthetic_store`
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,6 +18,13 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+# Hermetic caches: genre banks and the demo model go to a per-run folder, never to a
+# ~/.cache/sseg left by earlier runs or other versions.
+if "SSEG_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="sseg-test-cache-")
+    os.environ["SSEG_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
