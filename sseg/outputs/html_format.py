@@ -34,7 +34,7 @@ def _jpeg(rgb: np.ndarray) -> str:
 
 def plot_svg(result: Any, width: int = 900, height: int = 220) -> str:
     """Inline SVG of boundary probability over time with the threshold line."""
-    pad_l, pad_r, pad_t, pad_b = 44, 12, 12, 30
+    pad_l, pad_r, pad_t, pad_b = 44, 28, 12, 30  # right pad fits the last time label
     w, h = width - pad_l - pad_r, height - pad_t - pad_b
     t0 = result.shots[0].start_time if result.shots else 0.0
     t1 = result.shots[-1].end_time if result.shots else 1.0
