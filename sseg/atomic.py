@@ -50,6 +50,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def all_or_nothing() -> Iterator[list[Path]]:
+    """Collect the paths a block writes; if the block fails, remove every one of them.
+
+    Append each path after it is complete (e.g. after its :func:`atomic_path`).
+    """
+    written: list[Path] = []
+    try:
+        yield written
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temp file for writing that replaces ``path`` only when closed cleanly."""
     if "b" in mode:

@@ -32,3 +32,18 @@ def test_new_file_follows_umask_and_replaced_file_keeps_its_mode(tmp_path):
         assert kept.stat().st_mode & 0o777 == 0o604 and kept.read_text() == "b"
     finally:
         os.umask(old_umask)
+
+
+def test_all_or_nothing_removes_every_completed_file_on_failure(tmp_path):
+    from sseg.atomic import all_or_nothing
+
+    with pytest.raises(OSError), all_or_nothing() as written:
+        for name in ("a.txt", "b.txt"):
+            atomic_write_text(tmp_path / name, name)
+            written.append(tmp_path / name)
+        raise OSError("disk full")
+    assert list(tmp_path.iterdir()) == []
+    with all_or_nothing() as written:
+        atomic_write_text(tmp_path / "c.txt", "c")
+        written.append(tmp_path / "c.txt")
+    assert written == [tmp_path / "c.txt"] and (tmp_path / "c.txt").read_text() == "c"

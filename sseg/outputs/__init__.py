@@ -32,20 +32,15 @@ def write_outputs(
     result: Any, out_dir: str | Path, stem: str, formats: tuple[str, ...] = DEFAULT_FORMATS
 ) -> list[Path]:
     """Render and atomically write ``formats`` for ``result``; returns the written paths."""
-    from ..atomic import atomic_path
+    from ..atomic import all_or_nothing, atomic_path
 
     rendered = {}
     for name, path in output_paths(out_dir, stem, formats).items():
         data = format_module(name).render(result)
         rendered[path] = data.encode("utf-8") if isinstance(data, str) else data
-    written: list[Path] = []
-    try:
+    with all_or_nothing() as written:
         for path, data in rendered.items():
             with atomic_path(path) as tmp:
                 tmp.write_bytes(data)
             written.append(path)
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
     return written

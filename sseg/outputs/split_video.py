@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path
+from ..atomic import all_or_nothing, atomic_path
 from ..errors import InputError, VideoError
 
 
@@ -26,8 +26,7 @@ def split_video(result: Any, out_dir: str | Path, stem: str) -> list[Path]:
     """Write ``{stem}-Scene-NNN.mp4`` per scene; all or nothing."""
     ffmpeg = ffmpeg_path()
     source = result.video.path
-    written: list[Path] = []
-    try:
+    with all_or_nothing() as written:
         for scene in result.scenes:
             target = Path(out_dir) / f"{stem}-Scene-{scene.index + 1:03d}.mp4"
             with atomic_path(target) as tmp:
@@ -44,8 +43,4 @@ def split_video(result: Any, out_dir: str | Path, stem: str) -> list[Path]:
                     problem = f"ffmpeg could not cut scene {scene.index + 1}: {reason}"
                     raise VideoError(problem, source)
             written.append(target)
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
     return written
