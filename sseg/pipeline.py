@@ -8,6 +8,7 @@ one decoding pass, test-time splitting (:mod:`sseg.splitting`), SceneModel infer
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import time
@@ -138,11 +139,7 @@ def _check_backbone_weights(meta: dict, backbone, model_name: str) -> None:
     expected = meta.get("backbone_weights")
     if not expected:
         return  # models that record no fingerprint (demo, older checkpoints)
-    from .genres import image_tower_fingerprint
-
-    if id(backbone) not in _FINGERPRINTS:
-        _FINGERPRINTS[id(backbone)] = image_tower_fingerprint(backbone)
-    if _FINGERPRINTS[id(backbone)] != expected:
+    if _backbone_fingerprint(backbone) != expected:
         raise InputError(
             f"the model was trained on features of CLIP weights {meta.get('backbone')!r}; "
             "the CLIP weights given (--clip-weights) are different",
@@ -150,7 +147,12 @@ def _check_backbone_weights(meta: dict, backbone, model_name: str) -> None:
         )
 
 
-_FINGERPRINTS: dict[int, str] = {}
+@functools.cache
+def _backbone_fingerprint(backbone) -> str:
+    """Image-tower weights fingerprint of a cached backbone (computed once per backbone)."""
+    from .genres import image_tower_fingerprint
+
+    return image_tower_fingerprint(backbone)
 
 
 def load_scene_model(model: str | Path | None, device: str, quiet: bool = True):
