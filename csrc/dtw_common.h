@@ -5,10 +5,13 @@
 // the segments [0,b0], (b0,b1], ..., (b[K-2], n-1] maximise
 //   mode 0 (sum):  sum_k  sum_{i in seg k} cos(x_i, x_{a_k})     (BaSSL DTW)
 //   mode 1 (mean): sum_k mean_{i in seg k} cos(x_i, x_{a_k})
+//   mode 2 (mean_others): sum_k mean_{i in seg k, i != a_k} cos(x_i, x_{a_k}), 0 for a
+//          segment holding only its anchor (the anchor's own similarity, always 1,
+//          is left out, so one-shot segments no longer win by default)
 // with cos(u, v) = u.v / ((|u| + 1e-8) (|v| + 1e-8)).
 //
 // Tie rule: tuples whose scores lie within tol = 1e-5 * S of the best score count as
-// tied (S = n in sum mode, K in mean mode: the largest possible |score|), and the
+// tied (S = n in sum mode, K in the mean modes: the largest possible |score|), and the
 // lexicographically smallest tied tuple wins (earliest first boundary, then earliest
 // second, ...). The tolerance absorbs float32 rounding, so exact ties in real
 // arithmetic resolve the same way on every backend.
@@ -31,6 +34,7 @@ namespace sseg {
 
 constexpr int kModeSum = 0;
 constexpr int kModeMean = 1;
+constexpr int kModeMeanOthers = 2;
 constexpr int64_t kMaxAnchors = 16;
 constexpr int64_t kMaxLength = 1024;
 constexpr float kCosEps = 1e-8f;
@@ -65,16 +69,21 @@ SSEG_HD inline float cosine(float dot, float sq_x, float sq_anchor) {
   return dot / ((sqrtf(sq_x) + kCosEps) * (sqrtf(sq_anchor) + kCosEps));
 }
 
-// In-place prefix sum of one row whose entries 1..n hold the similarities.
-SSEG_HD inline void prefix_scan(float* row, int64_t n) {
+// In-place prefix sum of one row whose entries 1..n hold the similarities to `anchor`;
+// mean_others mode first drops the anchor's own similarity.
+SSEG_HD inline void prefix_scan(float* row, int64_t n, int64_t anchor, int mode) {
+  if (mode == kModeMeanOthers) row[anchor + 1] = 0.f;
   row[0] = 0.f;
   for (int64_t i = 0; i < n; ++i) row[i + 1] += row[i];
 }
 
-// Score of segment [lo, hi] (inclusive) against the anchor of prefix row `row`.
+// Score of segment [lo, hi] (inclusive) against the anchor of prefix row `row`; the
+// segment always holds its anchor, so mean_others averages over hi - lo other shots.
 SSEG_HD inline float segment_score(const float* row, int64_t lo, int64_t hi, int mode) {
   const float total = row[hi + 1] - row[lo];
-  return mode == kModeSum ? total : total / static_cast<float>(hi - lo + 1);
+  if (mode == kModeSum) return total;
+  const int64_t count = mode == kModeMean ? hi - lo + 1 : (hi > lo ? hi - lo : 1);
+  return total / static_cast<float>(count);
 }
 
 // Score of a boundary tuple, evaluated right to left (the DP's order).
@@ -121,19 +130,19 @@ SSEG_HD inline void sum_mode_boundaries(const Workspace& ws, const int64_t* a, i
 
 // One row of the backward mean-mode DP, for b = a[kk] + start, + step, ...
 SSEG_HD inline void mean_dp_row(const Workspace& ws, const int64_t* a, int64_t n, int64_t k,
-                                int64_t kk, int64_t start, int64_t step) {
+                                int mode, int64_t kk, int64_t start, int64_t step) {
   float* value = ws.value + kk * ws.stride;
   const float* row = ws.prefix + (kk + 1) * ws.stride;  // anchor of segment kk+1
   if (kk == k - 2) {
     for (int64_t bb = a[kk] + start; bb < a[kk + 1]; bb += step)
-      value[bb] = segment_score(row, bb + 1, n - 1, kModeMean);
+      value[bb] = segment_score(row, bb + 1, n - 1, mode);
     return;
   }
   const float* next = value + ws.stride;
   for (int64_t bb = a[kk] + start; bb < a[kk + 1]; bb += step) {
     float best = -INFINITY;
     for (int64_t nb = a[kk + 1]; nb < a[kk + 2]; ++nb) {
-      const float v = segment_score(row, bb + 1, nb, kModeMean) + next[nb];
+      const float v = segment_score(row, bb + 1, nb, mode) + next[nb];
       if (v > best) best = v;
     }
     value[bb] = best;
@@ -144,10 +153,10 @@ SSEG_HD inline void mean_dp_row(const Workspace& ws, const int64_t* a, int64_t n
 // still completes to a tuple scoring >= M - tol (acc + (segment + best rest)); falls
 // back to the best b should rounding leave none. Returns the chosen tuple's score.
 SSEG_HD inline float mean_dp_backtrack(const Workspace& ws, const int64_t* a, int64_t n,
-                                       int64_t k, float tol, int64_t* out) {
+                                       int64_t k, int mode, float tol, int64_t* out) {
   float best = -INFINITY;
   for (int64_t bb = a[0]; bb < a[1]; ++bb) {
-    const float v = segment_score(ws.prefix, 0, bb, kModeMean) + ws.value[bb];
+    const float v = segment_score(ws.prefix, 0, bb, mode) + ws.value[bb];
     if (v > best) best = v;
   }
   const float budget = best - tol;
@@ -159,7 +168,7 @@ SSEG_HD inline float mean_dp_backtrack(const Workspace& ws, const int64_t* a, in
     int64_t pick = -1, fallback = a[kk];
     float pick_seg = 0.f, fallback_total = -INFINITY, fallback_seg = 0.f;
     for (int64_t bb = a[kk]; bb < a[kk + 1]; ++bb) {
-      const float seg = segment_score(row, prev + 1, bb, kModeMean);
+      const float seg = segment_score(row, prev + 1, bb, mode);
       const float total = acc + (seg + rest[bb]);
       if (total >= budget) {
         pick = bb;
@@ -180,7 +189,7 @@ SSEG_HD inline float mean_dp_backtrack(const Workspace& ws, const int64_t* a, in
     acc = acc + pick_seg;
     prev = pick;
   }
-  return tuple_score(ws, n, k, kModeMean, out);
+  return tuple_score(ws, n, k, mode, out);
 }
 
 // Solves one sequence whose prefix rows are filled; writes K-1 boundaries.
@@ -191,8 +200,8 @@ SSEG_HD inline float solve_from_prefix(const Workspace& ws, const int64_t* a, in
     sum_mode_boundaries(ws, a, k, tol, out);
     return tuple_score(ws, n, k, mode, out);
   }
-  for (int64_t kk = k - 2; kk >= 0; --kk) mean_dp_row(ws, a, n, k, kk, 0, 1);
-  return mean_dp_backtrack(ws, a, n, k, tol, out);
+  for (int64_t kk = k - 2; kk >= 0; --kk) mean_dp_row(ws, a, n, k, mode, kk, 0, 1);
+  return mean_dp_backtrack(ws, a, n, k, mode, tol, out);
 }
 
 // Returns 0 when (n, a) is a valid problem for padded length L, else an error code:

@@ -53,8 +53,8 @@ py::tuple pseudo_boundaries(FloatArray x, IndexArray anchors, IndexArray lengths
   if (k < 2 || k > sseg::kMaxAnchors) throw std::invalid_argument("K must be in [2, 16]");
   if (length < 1 || length > sseg::kMaxLength)
     throw std::invalid_argument("L must be in [1, 1024]");
-  if (mode != sseg::kModeSum && mode != sseg::kModeMean)
-    throw std::invalid_argument("mode must be 0 (sum) or 1 (mean)");
+  if (mode != sseg::kModeSum && mode != sseg::kModeMean && mode != sseg::kModeMeanOthers)
+    throw std::invalid_argument("mode must be 0 (sum), 1 (mean) or 2 (mean_others)");
 
   py::array_t<int64_t> boundaries({batch, k - 1});
   py::array_t<float> scores(batch);
@@ -94,7 +94,8 @@ py::tuple pseudo_boundaries(FloatArray x, IndexArray anchors, IndexArray lengths
           sp[b] = NAN;
           continue;
         }
-        for (int64_t kk = 0; kk < k; ++kk) sseg::prefix_scan(ws.prefix + kk * ws.stride, n);
+        for (int64_t kk = 0; kk < k; ++kk)
+          sseg::prefix_scan(ws.prefix + kk * ws.stride, n, a[kk], mode);
         sp[b] = sseg::solve_from_prefix(ws, a, n, k, mode, out);
       }
     }
@@ -112,6 +113,6 @@ PYBIND11_MODULE(_dtw_cpu, m) {
   m.attr("isa") = g_isa;
   m.def("pseudo_boundaries", &pseudo_boundaries, py::arg("x"), py::arg("anchors"),
         py::arg("lengths"), py::arg("mode"), py::arg("threads") = 0,
-        "x (B,L,D) float32, anchors (B,K) int64, lengths (B,) int64, mode 0=sum 1=mean, "
+        "x (B,L,D) float32, anchors (B,K) int64, lengths (B,) int64, mode 0=sum 1=mean 2=mean_others, "
         "threads (0 = OpenMP default) -> (boundaries (B,K-1) int64, scores (B,) float32)");
 }

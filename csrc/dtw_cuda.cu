@@ -164,7 +164,7 @@ __global__ void pseudo_boundary_kernel(const float* __restrict__ x,
       *cell = sseg::cosine(*cell, sq[i], sq[a[kk]]);
     }
     __syncwarp();
-    if (lane < k) sseg::prefix_scan(ws.prefix + lane * ws.stride, n);
+    if (lane < k) sseg::prefix_scan(ws.prefix + lane * ws.stride, n, a[lane], mode);
     __syncwarp();
     const float tol = sseg::tie_tolerance(n, k, mode);
     float score = 0.f;
@@ -175,10 +175,10 @@ __global__ void pseudo_boundary_kernel(const float* __restrict__ x,
       }
     } else {
       for (int64_t kk = k - 2; kk >= 0; --kk) {
-        sseg::mean_dp_row(ws, a, n, k, kk, lane, kWarp);
+        sseg::mean_dp_row(ws, a, n, k, mode, kk, lane, kWarp);
         __syncwarp();
       }
-      if (lane == 0) score = sseg::mean_dp_backtrack(ws, a, n, k, tol, out);
+      if (lane == 0) score = sseg::mean_dp_backtrack(ws, a, n, k, mode, tol, out);
     }
     __syncwarp();
     if (lane < k - 1) bounds[seq * (k - 1) + lane] = out[lane];

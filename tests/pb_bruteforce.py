@@ -28,7 +28,9 @@ def all_tuples(anchors: list[int]) -> np.ndarray:
     return np.array(list(itertools.product(*ranges)), dtype=np.int64).reshape(-1, len(anchors) - 1)
 
 
-def tuple_scores(sims: np.ndarray, tuples: np.ndarray, n: int, mode: str) -> np.ndarray:
+def tuple_scores(
+    sims: np.ndarray, tuples: np.ndarray, n: int, mode: str, anchors: list[int]
+) -> np.ndarray:
     """(T,) scores of each tuple; ``sims`` (K, n) in any float dtype (kept)."""
     k = sims.shape[0]
     prefix = np.concatenate([np.zeros((k, 1), sims.dtype), np.cumsum(sims, axis=1)], axis=1)
@@ -42,6 +44,8 @@ def tuple_scores(sims: np.ndarray, tuples: np.ndarray, n: int, mode: str) -> np.
         seg = prefix[kk, hi + 1] - prefix[kk, lo]
         if mode == "mean":
             seg = seg / (hi - lo + 1).astype(sims.dtype)
+        elif mode == "mean_others":  # the anchor's own similarity left out
+            seg = (seg - sims[kk, anchors[kk]]) / np.maximum(hi - lo, 1).astype(sims.dtype)
         total = seg if total is None else (seg + total).astype(sims.dtype)
     return total
 
@@ -66,7 +70,7 @@ def brute_force(x: np.ndarray, anchors: list[int], n: int, mode: str):
     the tie rule and is well defined when ``clearance`` (distance of the nearest score to
     the tie threshold) exceeds float32 noise; ``margin`` is best minus second best."""
     tuples = all_tuples(anchors)
-    scores = tuple_scores(cosine_rows(x, anchors, n), tuples, n, mode)
+    scores = tuple_scores(cosine_rows(x, anchors, n), tuples, n, mode, anchors)
     index, clearance = pick_within(list(scores), tie_tolerance(n, len(anchors), mode))
     ordered = np.sort(scores)
     margin = float(ordered[-1] - ordered[-2]) if len(ordered) > 1 else np.inf

@@ -68,7 +68,7 @@ def _check_against_brute(fn, problem, mode):
 _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@pytest.mark.parametrize("mode", ["mean", "sum"])
+@pytest.mark.parametrize("mode", ["mean", "sum", "mean_others"])
 @_SETTINGS
 @given(problem=problems(ks=(2,)))
 def test_k2_matches_brute_force(mode, problem):
@@ -76,7 +76,7 @@ def test_k2_matches_brute_force(mode, problem):
     _check_against_brute(pseudo_boundaries_reference, problem, mode)
 
 
-@pytest.mark.parametrize("mode", ["mean", "sum"])
+@pytest.mark.parametrize("mode", ["mean", "sum", "mean_others"])
 @_SETTINGS
 @given(problem=problems(ks=(3, 4, 5)))
 def test_k3_to_5_match_brute_force(mode, problem):
@@ -109,7 +109,7 @@ def test_sum_mode_equals_per_sequence_dtw(problem):
         assert got == expected == tuple(dtw[0].tolist())
 
 
-@pytest.mark.parametrize("mode", ["mean", "sum"])
+@pytest.mark.parametrize("mode", ["mean", "sum", "mean_others"])
 def test_garbage_after_length_is_ignored(mode):
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(64, 40, 16, generator=gen)

@@ -40,7 +40,7 @@ def test_unbuilt_extension_gives_a_clear_error():
 
 
 @needs_ext
-@pytest.mark.parametrize("mode", ["mean", "sum"])
+@pytest.mark.parametrize("mode", ["mean", "sum", "mean_others"])
 @pytest.mark.parametrize(
     ("b", "length", "dim", "k"),
     [
@@ -79,7 +79,7 @@ def test_unaligned_rows_and_half_precision():
 
 
 @needs_ext
-@pytest.mark.parametrize("mode", ["mean", "sum"])
+@pytest.mark.parametrize("mode", ["mean", "sum", "mean_others"])
 def test_cuda_tie_rule_matches_cpu_exactly(mode):
     rng = np.random.default_rng(0)
     cats = torch.from_numpy(rng.integers(0, 3, size=(2000, 12)))

@@ -85,4 +85,4 @@ def test_extension_rejects_bad_anchors_itself():
     with pytest.raises(ValueError, match="valid length"):
         _dtw_cpu.pseudo_boundaries(x, A.numpy(), [8, 99], 0)
     with pytest.raises(ValueError, match="mode"):
-        _dtw_cpu.pseudo_boundaries(x, A.numpy(), N.numpy(), 2)
+        _dtw_cpu.pseudo_boundaries(x, A.numpy(), N.numpy(), 3)

@@ -26,7 +26,7 @@ def _agree(b1, s1, b2, s2, frac=0.995):
     assert same >= frac, same
 
 
-@pytest.mark.parametrize("mode", ["mean", "sum"])
+@pytest.mark.parametrize("mode", ["mean", "sum", "mean_others"])
 @pytest.mark.parametrize(
     ("b", "length", "dim", "k"),
     [(300, 17, 512, 2), (300, 17, 64, 4), (200, 64, 32, 8), (50, 200, 16, 16), (20, 1024, 4, 3)],
@@ -66,7 +66,7 @@ def test_non_contiguous_and_int32_inputs():
 
 def test_boundaries_lie_between_anchors():
     x, anchors, lengths = _batch(500, 33, 16, 5, seed=11)
-    for mode in ("mean", "sum"):
+    for mode in ("mean", "sum", "mean_others"):
         bounds, _ = pseudo_boundaries(x, anchors, lengths, mode)
         assert (bounds >= anchors[:, :-1]).all() and (bounds < anchors[:, 1:]).all()
 

@@ -6,15 +6,16 @@ import torch
 
 from ..errors import InputError
 
-MODES = {"sum": 0, "mean": 1}
+MODES = {"sum": 0, "mean": 1, "mean_others": 2}
 MAX_ANCHORS = 16
 MAX_LENGTH = 1024
 
 
 def mode_code(mode: str) -> int:
-    """``"sum"`` -> 0, ``"mean"`` -> 1; anything else is an :class:`InputError`."""
+    """``"sum"`` -> 0, ``"mean"`` -> 1, ``"mean_others"`` -> 2; else an :class:`InputError`."""
     if not isinstance(mode, str) or mode not in MODES:
-        raise InputError(f"pseudo_boundaries: unknown mode {mode!r}; expected 'mean' or 'sum'")
+        expected = ", ".join(repr(m) for m in MODES)
+        raise InputError(f"pseudo_boundaries: unknown mode {mode!r}; expected one of {expected}")
     return MODES[mode]
 
 

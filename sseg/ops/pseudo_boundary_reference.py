@@ -12,11 +12,13 @@ from __future__ import annotations
 import torch
 
 EPS = 1e-8
+SUM, MEAN, MEAN_OTHERS = 0, 1, 2  # mode codes, as in csrc/dtw_common.h
 _BLOCK_ELEMENTS = 1 << 24  # cap on B * block * L floats per DP step
 
 
-def _prefix_sums(x: torch.Tensor, anchors: torch.Tensor, valid: torch.Tensor):
-    """Returns prefix sums (B, K, L+1) of cosine to each anchor and a finite flag (B,)."""
+def _prefix_sums(x: torch.Tensor, anchors: torch.Tensor, valid: torch.Tensor, mode: int):
+    """Returns prefix sums (B, K, L+1) of cosine to each anchor and a finite flag (B,);
+    mode 2 (mean_others) drops each anchor's similarity to itself."""
     batch, _, dim = x.shape
     norm = torch.linalg.vector_norm(x, dim=-1)  # (B, L)
     anchor_x = x.gather(1, anchors[..., None].expand(-1, -1, dim))  # (B, K, D)
@@ -24,27 +26,34 @@ def _prefix_sums(x: torch.Tensor, anchors: torch.Tensor, valid: torch.Tensor):
     anchor_norm = norm.gather(1, anchors)
     sims = dots / ((norm[:, None, :] + EPS) * (anchor_norm[:, :, None] + EPS))
     sims = sims.masked_fill(~valid[:, None, :], 0.0)
+    if mode == MEAN_OTHERS:
+        sims = sims.scatter(2, anchors[..., None], 0.0)
     prefix = torch.nn.functional.pad(sims.cumsum(-1), (1, 0))
     finite = (torch.isfinite(norm) | ~valid).all(dim=1)
     return prefix, finite
 
 
-def _segment(prefix_row: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mean: bool):
+def _segment(prefix_row: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mode: int):
     """Score of segments [lo, hi] (index tensors broadcast over prefix_row's batch)."""
     total = prefix_row.gather(-1, hi + 1) - prefix_row.gather(-1, lo)
-    if not mean:
+    if mode == SUM:
         return total
-    return total / (hi - lo + 1).clamp(min=1).to(total.dtype)
+    return total / _segment_count(hi - lo + 1, mode).to(total.dtype)
 
 
-def _tuple_score(prefix, bounds, lengths, mean: bool) -> torch.Tensor:
+def _segment_count(shots: torch.Tensor, mode: int) -> torch.Tensor:
+    """Shots a mean mode averages over: all of them, or all but the anchor (at least 1)."""
+    return (shots if mode == MEAN else shots - 1).clamp(min=1)
+
+
+def _tuple_score(prefix, bounds, lengths, mode: int) -> torch.Tensor:
     """Score of given boundary tuples, evaluated right to left like the C++."""
     k = prefix.shape[1]
     n1 = (lengths - 1)[:, None]
-    s = _segment(prefix[:, k - 1], bounds[:, k - 2 : k - 1] + 1, n1, mean)
+    s = _segment(prefix[:, k - 1], bounds[:, k - 2 : k - 1] + 1, n1, mode)
     for kk in range(k - 2, -1, -1):
         lo = torch.zeros_like(n1) if kk == 0 else bounds[:, kk - 1 : kk] + 1
-        s = _segment(prefix[:, kk], lo, bounds[:, kk : kk + 1], mean) + s
+        s = _segment(prefix[:, kk], lo, bounds[:, kk : kk + 1], mode) + s
     return s[:, 0]
 
 
@@ -80,7 +89,7 @@ def _sum_mode(prefix, anchors, tol) -> torch.Tensor:
     return torch.stack(bounds, dim=1)
 
 
-def _mean_values(prefix, anchors, lengths) -> list[torch.Tensor]:
+def _mean_values(prefix, anchors, lengths, mode: int) -> list[torch.Tensor]:
     """Backward DP: values[kk][:, b] = best score of segments kk+1..K-1 given b_kk = b."""
     batch, k, stride = prefix.shape
     length = stride - 1
@@ -89,7 +98,7 @@ def _mean_values(prefix, anchors, lengths) -> list[torch.Tensor]:
         prefix[:, k - 1],
         (pos + 1).expand(batch, -1).clamp(max=length - 1),
         (lengths - 1)[:, None].expand(-1, length),
-        mean=True,
+        mode,
     )
     value = last.masked_fill(~_in_range(pos, anchors[:, k - 2], anchors[:, k - 1]), -torch.inf)
     values = [value]
@@ -100,7 +109,7 @@ def _mean_values(prefix, anchors, lengths) -> list[torch.Tensor]:
         for start in range(0, length, block):
             b = pos[start : start + block]  # (J,)
             seg_sum = row[:, None, 1:] - row[:, b + 1, None]  # (B, J, L)
-            seg_len = (pos[None, :] - b[:, None]).clamp(min=1).to(prefix.dtype)  # (J, L)
+            seg_len = _segment_count(pos[None, :] - b[:, None], mode).to(prefix.dtype)  # (J, L)
             v = seg_sum / seg_len + value[:, None, :]  # over the next boundary nb
             new_value[:, start : start + block] = v.max(-1).values
         allowed = _in_range(pos, anchors[:, kk], anchors[:, kk + 1])
@@ -110,21 +119,21 @@ def _mean_values(prefix, anchors, lengths) -> list[torch.Tensor]:
     return values
 
 
-def _mean_mode(prefix, anchors, lengths, tol):
+def _mean_mode(prefix, anchors, lengths, tol, mode: int):
     """Mean-mode boundaries (B, K-1): backward DP values, then the tie rule forward."""
     batch, k, stride = prefix.shape
     length = stride - 1
     pos = torch.arange(length, device=prefix.device)
-    values = _mean_values(prefix, anchors, lengths)
+    values = _mean_values(prefix, anchors, lengths, mode)
     zero = torch.zeros_like(pos).expand(batch, -1)
-    first = _segment(prefix[:, 0], zero, pos.expand(batch, -1), mean=True)
+    first = _segment(prefix[:, 0], zero, pos.expand(batch, -1), mode)
     budget = (first + values[0]).max(-1).values - tol
     acc = torch.zeros(batch, dtype=prefix.dtype, device=prefix.device)
     prev = torch.full((batch,), -1, dtype=torch.long, device=prefix.device)
     bounds = []
     for kk in range(k - 1):
         lo = (prev + 1)[:, None].expand(-1, length)
-        seg = _segment(prefix[:, kk], lo.clamp(max=length - 1), pos.expand(batch, -1), mean=True)
+        seg = _segment(prefix[:, kk], lo.clamp(max=length - 1), pos.expand(batch, -1), mode)
         allowed = _in_range(pos, anchors[:, kk], anchors[:, kk + 1])
         total = (acc[:, None] + (seg + values[kk])).masked_fill(~allowed, -torch.inf)
         ok = total >= budget[:, None]
@@ -146,14 +155,14 @@ def reference_impl(
     x = x.float()
     batch, length, _ = x.shape
     valid = torch.arange(length, device=x.device)[None, :] < lengths[:, None]
-    prefix, finite = _prefix_sums(x, anchors, valid)
+    prefix, finite = _prefix_sums(x, anchors, valid, mode)
     prefix = torch.where(finite[:, None, None], prefix, torch.zeros_like(prefix))
     tol = _tolerance(lengths, anchors.shape[1], mode)
-    if mode == 0:
+    if mode == SUM:
         bounds = _sum_mode(prefix, anchors, tol)
     else:
-        bounds = _mean_mode(prefix, anchors, lengths, tol)
-    scores = _tuple_score(prefix, bounds, lengths, mean=mode == 1)
+        bounds = _mean_mode(prefix, anchors, lengths, tol, mode)
+    scores = _tuple_score(prefix, bounds, lengths, mode)
     bounds = torch.where(finite[:, None], bounds, anchors[:, :-1])
     scores = scores.masked_fill(~finite, torch.nan)
     return bounds, scores
