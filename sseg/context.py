@@ -25,6 +25,7 @@ class ContextConfig:
     window: int = 17
     dropout: float = 0.1
     ffn_mult: int = 4
+    extra_tokens: int = 0  # tokens appended after the shots (1 for token-level genre fusion)
 
     def to_dict(self) -> dict:
         """Plain-dict form, for checkpoint metadata."""
@@ -41,7 +42,7 @@ class ContextEncoder(nn.Module):
         if cfg.window < 1 or cfg.window % 2 == 0:
             raise ValueError(f"window must be a positive odd number, got {cfg.window}")
         self.input_proj = nn.Linear(cfg.input_dim, cfg.hidden)
-        self.positions = nn.Parameter(torch.zeros(cfg.window, cfg.hidden))
+        self.positions = nn.Parameter(torch.zeros(cfg.window + cfg.extra_tokens, cfg.hidden))
         # Unit-scale positions: projected shot features are O(1), and positions at
         # BERT's 0.02 leave neighbouring shots almost indistinguishable, which makes
         # a fresh model learn boundaries very slowly.
@@ -59,22 +60,37 @@ class ContextEncoder(nn.Module):
         )
         self.transformer = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
 
-    def forward(self, shots: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        shots: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        extra: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Encode a window of shots.
 
         Args:
             shots: (B, W, input_dim) shot features, W <= config.window.
             valid: optional (B, W) bool, True where a real shot sits.
+            extra: (B, extra_tokens, input_dim) tokens appended after the shots, required
+                when ``config.extra_tokens`` > 0 (e.g. the genre token).
         Returns:
-            (B, W, hidden) contextualised tokens.
+            (B, W, hidden) contextualised shot tokens (extra tokens are not returned).
         """
         width = shots.shape[1]
-        if width > self.config.window:
-            raise ValueError(f"window of {width} shots exceeds configured {self.config.window}")
+        cfg = self.config
+        if width > cfg.window:
+            raise ValueError(f"window of {width} shots exceeds configured {cfg.window}")
+        if (extra is None) != (cfg.extra_tokens == 0):
+            raise ValueError(f"the encoder takes {cfg.extra_tokens} extra token(s)")
         tokens = self.input_proj(shots) + self.positions[:width]
+        if extra is not None:
+            extra_tokens = self.input_proj(extra) + self.positions[cfg.window :]
+            tokens = torch.cat([tokens, extra_tokens], dim=1)
+            if valid is not None:
+                valid = torch.cat([valid.bool(), valid.new_ones(extra.shape[:2]).bool()], 1)
         tokens = self.dropout(self.input_norm(tokens))
         padding_mask = None if valid is None else ~valid.bool()
-        return self.transformer(tokens, src_key_padding_mask=padding_mask)
+        return self.transformer(tokens, src_key_padding_mask=padding_mask)[:, :width]
 
 
 class BoundaryHead(nn.Module):
@@ -103,9 +119,14 @@ class BoundaryModel(nn.Module):
         """The encoder's configuration."""
         return self.encoder.config
 
-    def forward(self, shots: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        shots: torch.Tensor,
+        valid: torch.Tensor | None = None,
+        extra: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(B, W, D) windows -> (B,) logits of the centre shot ending a scene."""
-        tokens = self.encoder(shots, valid)
+        tokens = self.encoder(shots, valid, extra)
         return self.head(tokens[:, shots.shape[1] // 2])
 
 
@@ -133,9 +154,16 @@ def centred_windows(features: torch.Tensor, window: int) -> tuple[torch.Tensor, 
 
 @torch.no_grad()
 def predict_boundaries(
-    model: BoundaryModel, features: torch.Tensor, batch_size: int = 256
+    model: BoundaryModel,
+    features: torch.Tensor,
+    batch_size: int = 256,
+    extra: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """P(shot ends a scene) for every shot of one video, shape (N,), float32 on CPU."""
+    """P(shot ends a scene) for every shot of one video, shape (N,), float32 on CPU.
+
+    ``extra``: (N, E, D) extra tokens of the window centred on each shot, for encoders
+    configured with ``extra_tokens`` = E.
+    """
     if features.shape[0] == 0:
         return torch.zeros(0)
     was_training = model.training
@@ -143,7 +171,8 @@ def predict_boundaries(
     windows, valid = centred_windows(features, model.config.window)
     probs = []
     for start in range(0, windows.shape[0], batch_size):
-        logits = model(windows[start : start + batch_size], valid[start : start + batch_size])
+        part = slice(start, start + batch_size)
+        logits = model(windows[part], valid[part], None if extra is None else extra[part])
         probs.append(torch.sigmoid(logits.float()).cpu())
     model.train(was_training)
     return torch.cat(probs)

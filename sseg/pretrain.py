@@ -198,9 +198,8 @@ class PretrainObjective(nn.Module):
     def forward(self, batch: PretrainBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Both losses on one batch."""
         valid = batch.valid
-        shots = self.scene.shot_features(batch.keyframes) * valid[..., None]
+        shots, tokens = self.scene.encode(batch.keyframes, valid)
         bounds = search_boundaries(shots, batch.anchors, batch.lengths, self.dtw_mode)
-        tokens = self.scene.boundary.encoder(shots, valid)
         b, w = valid.shape
         k = batch.anchors.shape[1]
 
@@ -285,9 +284,10 @@ def build_objective(cfg: PretrainConfig, store: FeatureStore, genres: torch.Tens
         window=cfg.window, dropout=cfg.dropout,
     )  # fmt: skip
     meta = {"pretrained": {"store": cfg.store, "sampling": cfg.sampling, "anchors": cfg.anchors,
-                           "dtw_mode": cfg.dtw_mode, "steps": cfg.steps},
+                           "dtw_mode": cfg.dtw_mode, "steps": cfg.steps,
+                           "genre_fusion": cfg.genre_fusion},
             **backbone_info(store)}  # fmt: skip
-    scene = SceneModel(genres, context, cfg.phi, cfg.genre_temperature, meta=meta)
+    scene = SceneModel(genres, context, cfg.phi, cfg.genre_temperature, meta, cfg.genre_fusion)
     return PretrainObjective(
         scene, cfg.proj_dim, cfg.temperature, cfg.con_weight, cfg.pb_weight, cfg.dtw_mode,
         cfg.gather_negatives,
@@ -295,15 +295,19 @@ def build_objective(cfg: PretrainConfig, store: FeatureStore, genres: torch.Tens
 
 
 def run_pretraining(
-    cfg: PretrainConfig, resume: bool = False, progress: bool = True
+    cfg: PretrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    video_ids: list[str] | None = None,
 ) -> dict[str, Any]:
     """Pre-train as configured (one process, or one rank under torchrun); returns a summary.
 
-    Without ``resume``, an ``out_dir`` that already holds a training state is refused.
+    ``video_ids`` restricts training to those store videos (default: all). Without
+    ``resume``, an ``out_dir`` that already holds a training state is refused.
     """
     dist_info = init_distributed(None if cfg.device == "auto" else cfg.device)
     try:
-        return _run(cfg, resume, progress, dist_info)
+        return _run(cfg, resume, progress, dist_info, video_ids)
     finally:
         if dist_info.enabled:
             import torch.distributed as dist
@@ -311,7 +315,13 @@ def run_pretraining(
             dist.destroy_process_group()
 
 
-def _run(cfg: PretrainConfig, resume: bool, progress: bool, dist_info: DistInfo) -> dict:
+def _run(
+    cfg: PretrainConfig,
+    resume: bool,
+    progress: bool,
+    dist_info: DistInfo,
+    video_ids: list[str] | None = None,
+) -> dict:
     device = _device(cfg.device, dist_info)
     out_dir = Path(cfg.out_dir)
     if not resume and (out_dir / STATE_FILE).exists():
@@ -325,7 +335,12 @@ def _run(cfg: PretrainConfig, resume: bool, progress: bool, dist_info: DistInfo)
     genres, genre_source = load_genre_bank(cfg.genre_bank, store, cfg.seed)
     seed_everything(cfg.seed)  # identical initial weights on every rank
     objective = build_objective(cfg, store, genres)
-    videos = [store.load(v) for v in store.video_ids]
+    for vid in video_ids or []:
+        if vid not in store:
+            raise InputError(f"video {vid!r} is not in the feature store", store.root)
+    videos = [store.load(v) for v in (store.video_ids if video_ids is None else video_ids)]
+    if not videos:
+        raise InputError("no videos selected for pre-training", store.root)
     batcher = WindowBatcher(videos, cfg.window, cfg.anchors, cfg.sampling, cfg.batch_size,
                             cfg.seed, dist_info.world_size, cfg.stride, device)  # fmt: skip
     if batcher.index.skipped and dist_info.is_main:

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .genre_fusion import FUSIONS
 from .kernels.ag_residual_ref import PHI_CHOICES
+from .ops.pseudo_boundary_checks import MODES
 from .sampling import ANCHOR_MODES
 
 
@@ -27,7 +29,7 @@ class PretrainConfig:
     window: int = 17
     anchors: int = 3
     sampling: str = "idw"
-    dtw_mode: str = "mean"
+    dtw_mode: str = "sum"
     stride: int = 1
     # losses
     con_weight: float = 1.0
@@ -40,6 +42,7 @@ class PretrainConfig:
     heads: int = 8
     layers: int = 2
     dropout: float = 0.1
+    genre_fusion: str = "ag_residual"
     phi: str = "identity"
     genre_temperature: float = 1.0
     genre_bank: str | None = None
@@ -67,7 +70,8 @@ _TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "st
 _TYPES["bool"] = (bool,)
 _CHOICES = {
     "sampling": ANCHOR_MODES,
-    "dtw_mode": ("mean", "sum"),
+    "dtw_mode": tuple(MODES),
+    "genre_fusion": FUSIONS,
     "optimizer": ("adamw", "lars"),
     "amp": ("auto", "bf16", "fp16", "off"),
     "phi": PHI_CHOICES,
