@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import SsegError
+from .threads import apply_threads, parse_threads
 
 COMMANDS = ("segment", "extract", "pretrain", "finetune", "evaluate", "ablate", "demo-model")
 
@@ -41,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command_parser)
+        command_parser.add_argument(
+            "--threads",
+            type=parse_threads,
+            default="auto",
+            help="CPU threads for torch (default auto: 1 on up to 3 cores, else half the cores)",
+        )
         command_parser.set_defaults(_run=module.run)
     return parser
 
@@ -49,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sseg`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    apply_threads(args.threads)
     try:
         return int(args._run(args) or 0)
     except SsegError as exc:

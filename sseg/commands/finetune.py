@@ -9,6 +9,15 @@ NAME = "finetune"
 HELP = "Fine-tune a scene model (context encoder + head) with BCE on labelled features."
 
 
+def genre_fusion_name(text: str) -> str:
+    """Validate a ``--genre-fusion`` value (imports the model code only when used)."""
+    from ..genre_fusion import FUSIONS
+
+    if text not in FUSIONS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(FUSIONS)}, got {text!r}")
+    return text
+
+
 def _pos_weight(text: str) -> float | str | None:
     if text in ("auto", "none"):
         return None if text == "none" else "auto"
@@ -30,7 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", help="split318.json (or its folder) selecting the videos")
     parser.add_argument("--subset", default="train", help="subset of --split (default train)")
-    parser.add_argument("--init", help="pre-trained SceneModel checkpoint to start from")
+    parser.add_argument(
+        "--init",
+        help="pre-trained SceneModel: its shot-level part (genre bank + trained genre weights) "
+        "is kept frozen; the context encoder and head start fresh, as in the paper",
+    )
+    parser.add_argument(
+        "--init-context",
+        action="store_true",
+        help="with --init: also start from its pre-trained context encoder (BaSSL style; "
+        "the head still starts fresh)",
+    )
     parser.add_argument(
         "--genre-bank",
         help="(G, D) genre bank (.npy or safetensors) for a new model; default: the store's",
@@ -54,11 +73,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--device", default="cpu")
-    fresh = parser.add_argument_group("new model (without --init)")
-    fresh.add_argument("--hidden", type=int, default=768)
-    fresh.add_argument("--layers", type=int, default=2)
-    fresh.add_argument("--heads", type=int, default=8)
-    fresh.add_argument("--window", type=int, default=17)
+    fresh = parser.add_argument_group(
+        "fresh context encoder (default: --init's sizes, else 768 hidden, 2 layers, 8 heads, "
+        "17-shot windows)"
+    )
+    fresh.add_argument("--hidden", type=int)
+    fresh.add_argument("--layers", type=int)
+    fresh.add_argument("--heads", type=int)
+    fresh.add_argument("--window", type=int)
+    fresh.add_argument(
+        "--genre-fusion",
+        type=genre_fusion_name,
+        help="how genre enters a new model without --init: ag_residual (default), none, "
+        "frame_concat or token_concat (docs/genre_prior.md)",
+    )
 
 
 def _genre_bank(path: str | Path):
@@ -87,14 +115,48 @@ def _genre_bank(path: str | Path):
     raise InputError("no 'genres' tensor in genre bank file", path)
 
 
+def _context_config(args: argparse.Namespace, base) -> object:
+    """``base`` (a ContextConfig) with the sizes given on the command line."""
+    from ..context import ContextConfig
+
+    sizes = {k: getattr(args, k) for k in ("hidden", "layers", "heads", "window")}
+    return ContextConfig(**{**base.to_dict(), **{k: v for k, v in sizes.items() if v}})
+
+
 def build_model(args: argparse.Namespace, store=None):
-    """The model to fine-tune: from --init, or new on --genre-bank (or the store's bank)."""
+    """The model to fine-tune, initialised from ``--seed`` alone (so runs repeat exactly).
+
+    With ``--init``: the pre-trained shot-level part, a fresh context encoder and head
+    (``--init-context`` keeps the pre-trained encoder); without: a new model on
+    ``--genre-bank`` (or the store's bank).
+    """
+    import torch
+
     from ..context import ContextConfig
     from ..errors import InputError
     from ..model import SceneModel
 
+    if args.init_context and not args.init:
+        raise InputError("--init-context needs --init (a pre-trained model)")
     if args.init:
-        return SceneModel.load(args.init)
+        pretrained = SceneModel.load(args.init)
+        if args.genre_fusion and args.genre_fusion != pretrained.genre_fusion:
+            raise InputError(
+                f"--genre-fusion {args.genre_fusion} differs from the model's "
+                f"{pretrained.genre_fusion}",
+                args.init,
+            )
+        if args.init_context:
+            if any(getattr(args, k) for k in ("hidden", "layers", "heads", "window")):
+                raise InputError("--init-context keeps the pre-trained sizes; drop --hidden etc.")
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(args.seed)
+                fresh_head = type(pretrained.boundary.head)(pretrained.boundary.config.hidden)
+            pretrained.boundary.head = fresh_head
+            return pretrained
+        return pretrained.fresh_context(
+            _context_config(args, pretrained.boundary.config), args.seed
+        )
     bank = args.genre_bank
     if not bank and store is not None and store.meta.get("genre_bank"):
         bank = store.root / store.meta["genre_bank"]
@@ -103,14 +165,10 @@ def build_model(args: argparse.Namespace, store=None):
             "a new model needs a genre bank: pass --init CHECKPOINT or --genre-bank FILE"
         )
     genres = _genre_bank(bank)
-    cfg = ContextConfig(
-        input_dim=genres.shape[1],
-        hidden=args.hidden,
-        heads=args.heads,
-        layers=args.layers,
-        window=args.window,
-    )
-    return SceneModel(genres, cfg)
+    cfg = _context_config(args, ContextConfig(input_dim=genres.shape[1]))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        return SceneModel(genres, cfg, genre_fusion=args.genre_fusion or "ag_residual")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,50 @@
+"""CPU thread count for torch: ``--threads N`` or the measured default for this machine.
+
+On a machine with few cores shared with other jobs, torch's default (one OpenMP thread
+per core) makes small models *slower*: threads spin-wait for cores that other processes
+hold. ``bench/bench_threads.py`` measures it (``bench/results/cpu-threads.md``): a
+fine-tuning step of the proxy-size context model on 2 cores ran faster with 1 thread.
+The default therefore leaves one core free for every two: 1 thread up to 3 cores, then
+half the cores (at most 8, where small models stop scaling).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+MAX_DEFAULT_THREADS = 8
+
+
+def default_threads(cores: int | None = None) -> int:
+    """Threads for ``--threads auto`` on a machine with ``cores`` usable cores."""
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # pragma: no cover - not Linux
+            cores = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_THREADS, cores // 2))
+
+
+def parse_threads(text: str) -> int:
+    """``"auto"`` -> :func:`default_threads`; else a positive integer."""
+    import argparse
+
+    if text == "auto":
+        return default_threads()
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"threads must be at least 1, got {value}")
+    return value
+
+
+def apply_threads(threads: int) -> None:
+    """Set torch's intra-op threads (inter-op too while it can still be set)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # already set, or parallel work has started
+        torch.set_num_interop_threads(threads)
