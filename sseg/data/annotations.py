@@ -32,7 +32,8 @@ class ShotTimesWarning(UserWarning):
     """An annotation's shot times disagree with the feature store's."""
 
 
-def _check_times(seq: ShotSequence, store: FeatureStore, source: Path) -> None:
+def check_times(seq: ShotSequence, store: FeatureStore, source: str | Path) -> None:
+    """Warn (:class:`ShotTimesWarning`) when ``seq``'s shot times disagree with the store's."""
     video = store.load(seq.video_id)
     fps = video.fps or seq.fps
     tolerance = 0.5 / fps if fps else 0.05
@@ -82,7 +83,7 @@ def load_labels(
         if len(seq) != n:
             problem = f"video {seq.video_id!r} has {len(seq)} shots here but {n} in the store"
             raise InputError(problem, source)
-        _check_times(seq, store, source)
+        check_times(seq, store, source)
         out[seq.video_id] = seq.labels
     return out
 
