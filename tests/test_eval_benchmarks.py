@@ -367,3 +367,47 @@ def test_prediction_reader_keeps_shot_indices(tmp_path):
     got = read_prediction_shots(path)["a"]
     assert got.shots.tolist() == [0, 2] and got.probs.tolist() == [1.0, 0.4]
     assert got.describe() == "2 shot(s) (0..2 with gaps)"
+
+
+def test_bbc_root_with_a_feature_store(bbc_root, tmp_path, capsys):
+    from sseg.data.annotations import load_labels
+    from sseg.features import FeatureStore, FeatureStoreWriter
+
+    rng = np.random.default_rng(1)
+    with FeatureStoreWriter(tmp_path / "store") as writer:
+        for episode, shots in EPISODES.items():
+            frames = np.array(shots)
+            writer.add(episode, rng.normal(size=(len(shots), 3, 4)), frames[:, 0] / 25,
+                       (frames[:, 1] + 1) / 25, [], None)  # fmt: skip
+    store = FeatureStore(tmp_path / "store")
+    probs = {ep: rng.random(len(shots)) for ep, shots in EPISODES.items()}
+    preds, with_store, without = tmp_path / "p.jsonl", tmp_path / "a.json", tmp_path / "b.json"
+    _write_predictions(preds, probs)
+    args = ["evaluate", "--predictions", str(preds), "--labels", str(bbc_root)]
+    assert main([*args, "--features", str(store.root), "--json", str(with_store)]) == 0
+    assert main([*args, "--json", str(without)]) == 0
+    capsys.readouterr()
+    a, b = (json.loads(p.read_text())["metrics"] for p in (with_store, without))
+    for key in ("AP(total)", "AP(avg)", "F1", "Recall", "Recall@3s", "mIoU"):
+        assert a[key] == pytest.approx(b[key]), key
+    # training and ablation take one ground truth: a BBC root is refused there
+    with pytest.raises(InputError, match="one ground truth per annotator"):
+        load_labels(bbc_root, store)
+    # the annotation's shot count must equal the store's
+    shorter = tmp_path / "short" / "annotations"
+    (shorter / "shots").mkdir(parents=True)
+    (shorter / "scenes" / "annotator_0").mkdir(parents=True)
+    (shorter / "shots" / "02_Mountains.txt").write_text("0\t10\n11\t20\n21\t30\n")
+    (shorter / "scenes" / "annotator_0" / "02_Mountains.txt").write_text("0,1,3")
+    assert main(["evaluate", "--predictions", str(preds), "--labels", str(shorter.parent),
+                 "--features", str(store.root)]) == 2  # fmt: skip
+    assert "has 3 shots here but 8 in the store" in capsys.readouterr().err
+
+
+def test_unrecognised_annotation_folder_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    preds = tmp_path / "p.jsonl"
+    preds.write_text('{"video": "a", "shot": 0, "prob": 0.5}\n')
+    assert main(["evaluate", "--predictions", str(preds), "--labels", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "label318/ + shot_movie318/" in err

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InputError
 from ..features import FeatureStore
 from ..shots import ShotSequence
+from .bbc import annotations_folder
 from .jsonl import load_jsonl
 from .movienet import read_label_file
 
@@ -67,6 +68,12 @@ def load_labels(
                 out[vid] = labels
         return out
     source = Path(source)
+    if source.is_dir() and annotations_folder(source) is not None:
+        raise InputError(
+            "a BBC Planet Earth root holds one ground truth per annotator; only "
+            "`sseg evaluate` scores it (per annotator); give a JSON-lines shot file here",
+            source,
+        )
     if source.is_dir():
         folder = source / "label318" if (source / "label318").is_dir() else source
         for vid in wanted:
