@@ -76,19 +76,60 @@ def _note(what: str, ids: list[str]) -> None:
     print(f"note: {len(ids)} {what} (e.g. {ids[0]})", file=sys.stderr)
 
 
+def _predict(args: argparse.Namespace, store, benchmark, report: dict) -> dict:
+    """Model predictions over the store's selected, labelled videos (dense, per shot)."""
+    from ..data.annotations import select_videos
+    from ..evaluation import dense_predictions, predict_store
+    from ..model import SceneModel
+
+    tau = None if args.no_split else args.tau
+    model = SceneModel.load(args.model, args.device)
+    wanted = set(benchmark.video_ids)
+    videos = [v for v in select_videos(store, args.split, args.subset) if v in wanted]
+    probs, split = predict_store(model, store, videos, tau, args.split_n, args.device)
+    report.update(model=args.model, tau=tau, split_n=args.split_n, shots_split=sum(split.values()))
+    if args.save_predictions:
+        from ..data.predictions import write_predictions
+
+        write_predictions(args.save_predictions, probs)
+    return dense_predictions(probs)
+
+
+def _print_scores(args: argparse.Namespace, scores) -> None:
+    """The metric table (per video, per annotator, summary) and a counts line."""
+    from ..evaluation import BENCHMARK_COLUMNS, format_table
+
+    several = len(scores.results) > 1
+    rows = []
+    if args.per_video:
+        for annotator, result in scores.results.items():
+            prefix = f"{annotator}/" if several else ""
+            rows += [(prefix + v, _video_row(r)) for v, r in sorted(result["per_video"].items())]
+    if several:
+        rows += list(scores.results.items())
+    rows.append(("mean" if several else "all", scores.summary))
+    print(format_table(rows, first="video", columns=BENCHMARK_COLUMNS))
+    summary = scores.summary
+    line = f"{summary['videos']} videos, {summary['shots']} labelled shots, "
+    if several:
+        line += f"{len(scores.results)} annotators, {summary['boundaries']:.1f} boundaries each"
+    else:
+        line += f"{summary['boundaries']} boundaries"
+    print(f"{line} (protocol {args.protocol})")
+
+
 def run(args: argparse.Namespace) -> int:
     """Predict (or read predictions), score, print a table, optionally write JSON."""
     from ..atomic import atomic_write_text
     from ..data.annotations import select_videos
     from ..data.benchmark import open_benchmark, store_benchmark
     from ..errors import InputError
-    from ..evaluation import BENCHMARK_COLUMNS, dense_predictions, format_table, score_benchmark
+    from ..evaluation import score_benchmark
     from ..features import FeatureStore
 
     check_common(args)
-    tau = None if args.no_split else args.tau
-    if tau is not None and tau <= 0:
-        raise InputError(f"--tau must be positive seconds, got {tau}")
+    if not args.no_split and args.tau <= 0:
+        raise InputError(f"--tau must be positive seconds, got {args.tau}")
     if args.features is None and args.labels is None:
         raise InputError("give --labels (an annotation root or file), --features, or both")
     if args.features is None and args.model:
@@ -107,50 +148,19 @@ def run(args: argparse.Namespace) -> int:
         predictions = read_prediction_shots(args.predictions)
         report["predictions"] = args.predictions
     else:
-        from ..evaluation import predict_store
-        from ..model import SceneModel
-
-        model = SceneModel.load(args.model, args.device)
-        wanted = set(benchmark.video_ids)
-        videos = [v for v in select_videos(store, args.split, args.subset) if v in wanted]
-        probs, split = predict_store(model, store, videos, tau, args.split_n, args.device)
-        predictions = dense_predictions(probs)
-        report.update(
-            model=args.model, tau=tau, split_n=args.split_n, shots_split=sum(split.values())
-        )
-        if args.save_predictions:
-            from ..data.predictions import write_predictions
-
-            write_predictions(args.save_predictions, probs)
+        predictions = _predict(args, store, benchmark, report)
     scores = score_benchmark(
         predictions, benchmark, store, args.threshold, args.protocol, args.predictions
     )
     report.update(benchmark=benchmark.kind, labels=str(benchmark.source), metrics=scores.summary)
     if len(scores.results) > 1:
         report["annotators"] = scores.results  # summary: their mean
-    report["unscored"] = scores.unscored
-    report["missing"] = scores.missing
+    report.update(unscored=scores.unscored, missing=scores.missing)
     if scores.unscored:
         _note("predicted video(s) have no labels here and are not scored", scores.unscored)
     if scores.missing and (args.split or benchmark.kind not in ("movienet", "store")):
         _note("labelled video(s) have no predictions and are not scored", scores.missing)
-    several = len(scores.results) > 1
-    rows = []
-    if args.per_video:
-        for annotator, result in scores.results.items():
-            prefix = f"{annotator}/" if several else ""
-            rows += [(prefix + v, _video_row(r)) for v, r in sorted(result["per_video"].items())]
-    if several:
-        rows += list(scores.results.items())
-    rows.append(("mean" if several else "all", scores.summary))
-    print(format_table(rows, first="video", columns=BENCHMARK_COLUMNS))
-    summary = scores.summary
-    line = f"{summary['videos']} videos, {summary['shots']} labelled shots, "
-    if several:
-        line += f"{len(scores.results)} annotators, {summary['boundaries']:.1f} boundaries each"
-    else:
-        line += f"{summary['boundaries']} boundaries"
-    print(f"{line} (protocol {args.protocol})")
+    _print_scores(args, scores)
     if args.json_out:
         atomic_write_text(args.json_out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
