@@ -7,11 +7,16 @@ Conventions (see docs/evaluation.md):
 
 * Shots labelled -100 are removed before anything is computed, exactly as if
   they were absent from the annotation (BaSSL only scores labelled shots).
-* A shot is *predicted* a boundary when ``prob >= threshold`` (default 0.5).
-* **AP**: average precision pooled over all labelled shots of all videos,
-  ``sum_n (R_n - R_{n-1}) P_n`` over distinct score thresholds (ties grouped),
-  equal to scikit-learn's ``average_precision_score``; 0.0 with no positives.
-  **mAP** is the same per video, averaged over videos that have a positive.
+* A shot is *predicted* a boundary according to the protocol (:data:`PROTOCOLS`):
+  ``"bassl"`` (default) counts ``prob >= threshold`` for F1 (BaSSL's torchmetrics
+  F1) but ``prob > threshold`` for Recall, Recall@3s and mIoU (BaSSL takes the
+  argmax of the two-class softmax, and ``argmax`` picks "no boundary" on a 0.5
+  tie); ``"inclusive"`` counts ``prob >= threshold`` everywhere.
+* **AP(total)** (key ``"AP"``): average precision pooled over all labelled shots
+  of all videos, ``sum_n (R_n - R_{n-1}) P_n`` over distinct score thresholds
+  (ties grouped), equal to scikit-learn's ``average_precision_score``; 0.0 with
+  no positives. **AP(avg)** (key ``"mAP"``): the same per video, averaged over
+  videos that have a positive.
 * **F1**: pooled over all labelled shots, ``2TP / (2TP + FP + FN)``; 0.0 if undefined.
 * **Recall**: per video TP / (TP + FN) at the threshold, then averaged.
 * **Recall@3s**: per video, a ground-truth boundary shot ``i`` is hit when a
@@ -36,6 +41,20 @@ import numpy as np
 UNKNOWN = -100
 NEIGHBOUR_SHOTS = 5
 RECALL_SECONDS = 3.0
+PROTOCOLS = ("bassl", "inclusive")
+
+
+def predicted_boundaries(probs, threshold: float = 0.5, strict: bool = False) -> np.ndarray:
+    """Boolean boundary decisions: ``probs > threshold`` if ``strict`` else ``>=``."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs > threshold if strict else probs >= threshold
+
+
+def strict_for(protocol: str) -> bool:
+    """Whether Recall, Recall@3s and mIoU use ``prob > threshold`` under ``protocol``."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    return protocol == "bassl"
 
 
 def _arrays(probs, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -65,24 +84,24 @@ def average_precision(probs, labels) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def _counts(probs, labels, threshold: float) -> tuple[int, int, int]:
+def _counts(probs, labels, threshold: float, strict: bool = False) -> tuple[int, int, int]:
     probs, labels = _arrays(probs, labels)
     keep = labels != UNKNOWN
-    pred = probs[keep] >= threshold
+    pred = predicted_boundaries(probs[keep], threshold, strict)
     gt = labels[keep] == 1
     return int((pred & gt).sum()), int((pred & ~gt).sum()), int((~pred & gt).sum())
 
 
 def f1_score(probs, labels, threshold: float = 0.5) -> float:
-    """F1 of thresholded predictions; 0.0 when there is neither a positive nor a prediction."""
+    """F1 at ``prob >= threshold`` (either protocol); 0.0 with no positive and no prediction."""
     tp, fp, fn = _counts(probs, labels, threshold)
     denom = 2 * tp + fp + fn
     return 2 * tp / denom if denom else 0.0
 
 
-def recall(probs, labels, threshold: float = 0.5) -> float | None:
+def recall(probs, labels, threshold: float = 0.5, strict: bool = False) -> float | None:
     """TP / (TP + FN) for one video; ``None`` when it has no ground-truth boundary."""
-    tp, _, fn = _counts(probs, labels, threshold)
+    tp, _, fn = _counts(probs, labels, threshold, strict)
     return tp / (tp + fn) if tp + fn else None
 
 
@@ -93,6 +112,7 @@ def recall_at_seconds(
     threshold: float = 0.5,
     seconds: float = RECALL_SECONDS,
     neighbours: int = NEIGHBOUR_SHOTS,
+    strict: bool = False,
 ) -> float | None:
     """Share of GT boundaries with a predicted boundary within ``neighbours`` shots and
     ``seconds`` of end time; ``None`` when the video has no ground-truth boundary."""
@@ -101,7 +121,7 @@ def recall_at_seconds(
     if end_times.shape != labels.shape:
         raise ValueError(f"{end_times.shape[0]} end times for {labels.shape[0]} labels")
     known = labels != UNKNOWN
-    hit_candidates = known & (probs >= threshold)
+    hit_candidates = known & predicted_boundaries(probs, threshold, strict)
     gt = np.nonzero(known & (labels == 1))[0]
     if gt.size == 0:
         return None
@@ -141,13 +161,16 @@ def _directional_miou(source: list, target: list) -> float:
     return float(np.mean([max(_interval_iou(s, t) for t in target) for s in source]))
 
 
-def scene_miou(probs, labels, starts, ends, threshold: float = 0.5) -> float | None:
+def scene_miou(
+    probs, labels, starts, ends, threshold: float = 0.5, strict: bool = False
+) -> float | None:
     """Mean of the two directional best-match scene IoUs for one video.
 
     ``None`` when the ground truth has no scene (no labelled boundary).
     """
     probs, labels = _arrays(probs, labels)
-    pred_labels = np.where(labels == UNKNOWN, UNKNOWN, (probs >= threshold).astype(np.int64))
+    decided = predicted_boundaries(probs, threshold, strict).astype(np.int64)
+    pred_labels = np.where(labels == UNKNOWN, UNKNOWN, decided)
     gt_scenes = scenes_from_labels(labels, starts, ends)
     if not gt_scenes:
         return None
@@ -169,6 +192,7 @@ def evaluate(
     labels_per_video: Mapping[str, Sequence[int] | np.ndarray],
     times: Mapping[str, tuple[np.ndarray, np.ndarray]],
     threshold: float = 0.5,
+    protocol: str = "bassl",
 ) -> dict:
     """All metrics over a set of videos.
 
@@ -176,11 +200,15 @@ def evaluate(
         probs_per_video: video id -> (N,) boundary probabilities.
         labels_per_video: video id -> (N,) labels (1, 0, -100 unknown); same ids.
         times: video id -> (starts, ends) shot times in seconds, each (N,).
-        threshold: probability at or above which a shot is predicted a boundary.
+        threshold: decision threshold (see ``protocol`` for ``>`` versus ``>=``).
+        protocol: ``"bassl"`` or ``"inclusive"`` (module docstring).
     Returns:
-        ``{"AP", "mAP", "F1", "Recall", "Recall@3s", "mIoU", "videos", "shots",
-        "boundaries", "per_video": {id: {...}}}``; metrics are fractions in [0, 1].
+        ``{"AP", "mAP", "AP(total)", "AP(avg)", "F1", "Recall", "Recall@3s",
+        "mIoU", "threshold", "protocol", "videos", "shots", "boundaries",
+        "per_video": {id: {...}}}``; metrics are fractions in [0, 1].
+        ``"AP(total)"`` equals ``"AP"`` and ``"AP(avg)"`` equals ``"mAP"``.
     """
+    strict = strict_for(protocol)
     if set(probs_per_video) != set(labels_per_video):
         missing = sorted(set(labels_per_video) ^ set(probs_per_video))
         raise ValueError(f"predictions and labels cover different videos: {missing[:5]}")
@@ -199,23 +227,28 @@ def evaluate(
         per_video[vid] = {
             "AP": average_precision(probs, labels) if (labels == 1).any() else None,
             "F1": f1_score(probs, labels, threshold),
-            "Recall": recall(probs, labels, threshold),
-            "Recall@3s": recall_at_seconds(probs, labels, ends, threshold),
-            "mIoU": scene_miou(probs, labels, starts, ends, threshold),
+            "Recall": recall(probs, labels, threshold, strict),
+            "Recall@3s": recall_at_seconds(probs, labels, ends, threshold, strict=strict),
+            "mIoU": scene_miou(probs, labels, starts, ends, threshold, strict),
             "shots": int(known.sum()),
             "boundaries": int((labels == 1).sum()),
         }
     probs = np.concatenate(all_probs) if all_probs else np.zeros(0)
     labels = np.concatenate(all_labels) if all_labels else np.zeros(0, dtype=np.int64)
     rows = per_video.values()
+    ap_total = average_precision(probs, labels)
+    ap_avg = _mean([r["AP"] for r in rows])
     return {
-        "AP": average_precision(probs, labels),
-        "mAP": _mean([r["AP"] for r in rows]),
+        "AP": ap_total,
+        "mAP": ap_avg,
+        "AP(total)": ap_total,
+        "AP(avg)": ap_avg,
         "F1": f1_score(probs, labels, threshold),
         "Recall": _mean([r["Recall"] for r in rows]),
         "Recall@3s": _mean([r["Recall@3s"] for r in rows]),
         "mIoU": _mean([r["mIoU"] for r in rows]),
         "threshold": threshold,
+        "protocol": protocol,
         "videos": len(per_video),
         "shots": int((labels != UNKNOWN).sum()),
         "boundaries": int((labels == 1).sum()),

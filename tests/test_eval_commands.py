@@ -17,7 +17,7 @@ from sseg.features import FeatureStore, FeatureStoreWriter
 from sseg.model import SceneModel
 
 DIM = 32
-NAMES = ("AP", "F1", "mIoU", "Recall", "Recall@3s")
+NAMES = ("AP(total)", "AP(avg)", "F1", "mIoU", "Recall", "Recall@3s")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -143,7 +143,7 @@ def test_bad_inputs_exit_2_with_file_and_line(store, model_path, tmp_path, capsy
     assert f"{preds}:2" in capsys.readouterr().err
     preds.write_text('{"video": "syn0000", "shot": 0, "prob": 0.5}\n')
     assert main(["evaluate", "--predictions", str(preds), "--features", str(store.root)]) == 2
-    assert "1 predictions for" in capsys.readouterr().err
+    assert "'syn0000': predictions for 1 shot(s) (0..0)" in capsys.readouterr().err
     args = ["ablate", "--model", str(model_path), "--features", str(store.root), "--split-n", "0"]
     assert main(args) == 2
     with pytest.raises(SystemExit):

@@ -1,4 +1,4 @@
-"""``sseg evaluate``: score a model (or a predictions file) on labelled shots."""
+"""``sseg evaluate``: score a model (or a predictions file) on a benchmark's labelled shots."""
 
 from __future__ import annotations
 
@@ -7,31 +7,50 @@ import json
 import sys
 
 NAME = "evaluate"
-HELP = "Score scene-boundary predictions: AP, F1, mIoU, Recall, Recall@3s."
+HELP = "Score scene-boundary predictions: AP(total), AP(avg), F1, mIoU, Recall, Recall@3s."
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """Data options shared with ``sseg ablate``."""
     parser.add_argument("--features", help="feature store folder (shots, times, store labels)")
     parser.add_argument(
-        "--labels", help="MovieNet root (label318/) or JSON-lines shots; default: store labels"
+        "--labels",
+        help="MovieNet-SSeg root (label318/, shot_movie318/), BBC Planet Earth root "
+        "(annotations/), or a JSON-lines shot file; default: the store's labels",
     )
-    parser.add_argument("--split", help="split318.json (or its folder) selecting the videos")
+    parser.add_argument(
+        "--split", help="split318.json (or the folder holding it or meta/split318.json)"
+    )
     parser.add_argument("--subset", default="test", help="subset of --split (default test)")
     parser.add_argument("--split-n", type=int, default=3, help="sub-shots per long shot")
-    parser.add_argument("--threshold", type=float, default=0.5, help="boundary if prob >= this")
+    parser.add_argument("--threshold", type=float, default=0.5, help="decision threshold")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", dest="json_out", help="write the results as JSON here")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sseg evaluate``."""
+    from ..metrics import PROTOCOLS
+
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="SceneModel checkpoint (.safetensors)")
     source.add_argument(
-        "--predictions", help='JSON lines {"video", "shot", "prob"} to score instead of a model'
+        "--predictions",
+        help='JSON lines {"video", "shot", "prob"}: one line per shot or per labelled shot',
     )
     add_source_arguments(parser)
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="bassl",
+        help="bassl (default): F1 at prob >= threshold, Recall/Recall@3s/mIoU at prob > "
+        "threshold (BaSSL's argmax); inclusive: prob >= threshold everywhere",
+    )
+    parser.add_argument(
+        "--clip-info",
+        help="MovieChat-1K annotation folder (gt/ or jsons/): check a JSON-lines --labels "
+        "file's clips against their fps and length",
+    )
     parser.add_argument("--tau", type=float, default=10.0, help="split shots longer than this (s)")
     parser.add_argument("--no-split", action="store_true", help="no test-time shot splitting")
     parser.add_argument("--per-video", action="store_true", help="also print one row per video")
@@ -48,101 +67,100 @@ def check_common(args: argparse.Namespace) -> None:
         raise InputError(f"--threshold must be in [0, 1], got {args.threshold}")
 
 
-def _from_jsonl(args: argparse.Namespace, probs: dict) -> dict:
-    """Score predictions against a JSON-lines annotation (no feature store)."""
-    from .. import metrics
-    from ..data.jsonl import load_jsonl
-    from ..data.movienet import load_movienet_split
-    from ..errors import InputError
+def _video_row(row: dict) -> dict:
+    """A per-video result as a table row: its AP is both AP(total) and AP(avg)."""
+    return {**row, "AP(total)": row["AP"], "AP(avg)": row["AP"]}
 
-    seqs = {s.video_id: s for s in load_jsonl(args.labels) if s.labels is not None}
-    if args.split:
-        wanted = set(load_movienet_split(args.split).get(args.subset, []))
-        seqs = {k: v for k, v in seqs.items() if k in wanted}
-    common = [vid for vid in seqs if vid in probs]
-    if not common:
-        raise InputError("no video has both predictions and labels", args.labels)
-    for vid in common:
-        if len(probs[vid]) != len(seqs[vid]):
-            problem = f"video {vid!r}: {len(probs[vid])} predictions for {len(seqs[vid])} shots"
-            raise InputError(problem, args.predictions)
-    return metrics.evaluate(
-        {v: probs[v] for v in common},
-        {v: seqs[v].labels for v in common},
-        {v: (seqs[v].starts, seqs[v].ends) for v in common},
-        args.threshold,
-    )
+
+def _note(what: str, ids: list[str]) -> None:
+    print(f"note: {len(ids)} {what} (e.g. {ids[0]})", file=sys.stderr)
+
+
+def _predict(args: argparse.Namespace, store, benchmark, report: dict) -> dict:
+    """Model predictions over the store's selected, labelled videos (dense, per shot)."""
+    from ..data.annotations import select_videos
+    from ..evaluation import dense_predictions, predict_store
+    from ..model import SceneModel
+
+    tau = None if args.no_split else args.tau
+    model = SceneModel.load(args.model, args.device)
+    wanted = set(benchmark.video_ids)
+    videos = [v for v in select_videos(store, args.split, args.subset) if v in wanted]
+    probs, split = predict_store(model, store, videos, tau, args.split_n, args.device)
+    report.update(model=args.model, tau=tau, split_n=args.split_n, shots_split=sum(split.values()))
+    if args.save_predictions:
+        from ..data.predictions import write_predictions
+
+        write_predictions(args.save_predictions, probs)
+    return dense_predictions(probs)
+
+
+def _print_scores(args: argparse.Namespace, scores) -> None:
+    """The metric table (per video, per annotator, summary) and a counts line."""
+    from ..evaluation import BENCHMARK_COLUMNS, format_table
+
+    several = len(scores.results) > 1
+    rows = []
+    if args.per_video:
+        for annotator, result in scores.results.items():
+            prefix = f"{annotator}/" if several else ""
+            rows += [(prefix + v, _video_row(r)) for v, r in sorted(result["per_video"].items())]
+    if several:
+        rows += list(scores.results.items())
+    rows.append(("mean" if several else "all", scores.summary))
+    print(format_table(rows, first="video", columns=BENCHMARK_COLUMNS))
+    summary = scores.summary
+    line = f"{summary['videos']} videos, {summary['shots']} labelled shots, "
+    if several:
+        line += f"{len(scores.results)} annotators, {summary['boundaries']:.1f} boundaries each"
+    else:
+        line += f"{summary['boundaries']} boundaries"
+    print(f"{line} (protocol {args.protocol})")
 
 
 def run(args: argparse.Namespace) -> int:
     """Predict (or read predictions), score, print a table, optionally write JSON."""
     from ..atomic import atomic_write_text
+    from ..data.annotations import select_videos
+    from ..data.benchmark import open_benchmark, store_benchmark
     from ..errors import InputError
-    from ..evaluation import format_table, predict_store
+    from ..evaluation import score_benchmark
+    from ..features import FeatureStore
 
     check_common(args)
-    tau = None if args.no_split else args.tau
-    if tau is not None and tau <= 0:
-        raise InputError(f"--tau must be positive seconds, got {tau}")
-    report: dict = {"threshold": args.threshold}
-    if args.predictions:
-        from ..data.predictions import read_predictions
-
-        probs = read_predictions(args.predictions)
-        report["predictions"] = args.predictions
-        if args.features is None:
-            if not args.labels or not str(args.labels).endswith((".jsonl", ".json")):
-                raise InputError("without --features, --labels must be a JSON-lines shot file")
-            result = _from_jsonl(args, probs)
-        else:
-            result = _score_store(args, probs)
+    if not args.no_split and args.tau <= 0:
+        raise InputError(f"--tau must be positive seconds, got {args.tau}")
+    if args.features is None and args.labels is None:
+        raise InputError("give --labels (an annotation root or file), --features, or both")
+    if args.features is None and args.model:
+        raise InputError("--model needs --features (a feature store)")
+    store = FeatureStore(args.features) if args.features else None
+    report: dict = {"threshold": args.threshold, "protocol": args.protocol}
+    if args.labels is not None:
+        benchmark = open_benchmark(args.labels, args.split, args.subset, args.clip_info)
     else:
-        if args.features is None:
-            raise InputError("--model needs --features (a feature store)")
-        from ..data.annotations import select_videos
-        from ..features import FeatureStore
-        from ..model import SceneModel
+        if args.clip_info:
+            raise InputError("--clip-info needs --labels, a MovieChat-SSeg JSON-lines file")
+        benchmark = store_benchmark(store, select_videos(store, args.split, args.subset))
+    if args.predictions:
+        from ..data.predictions import read_prediction_shots
 
-        store = FeatureStore(args.features)
-        model = SceneModel.load(args.model, args.device)
-        videos = select_videos(store, args.split, args.subset)
-        probs, split = predict_store(model, store, videos, tau, args.split_n, args.device)
-        report.update(
-            model=args.model, tau=tau, split_n=args.split_n, shots_split=sum(split.values())
-        )
-        result = _score_store(args, probs)
-        if args.save_predictions:
-            from ..data.predictions import write_predictions
-
-            write_predictions(args.save_predictions, probs)
-    report["metrics"] = result
-    unscored = sorted(set(probs) - set(result["per_video"]))
-    if unscored:
-        report["unscored"] = unscored
-        print(
-            f"note: {len(unscored)} predicted video(s) have no labels here and are not scored "
-            f"(e.g. {unscored[0]})",
-            file=sys.stderr,
-        )
-    rows = [("all", result)]
-    if args.per_video:
-        rows = [*sorted(result["per_video"].items()), *rows]
-    print(format_table(rows, first="video"))
-    print(
-        f"{result['videos']} videos, {result['shots']} labelled shots, "
-        f"{result['boundaries']} boundaries"
+        predictions = read_prediction_shots(args.predictions)
+        report["predictions"] = args.predictions
+    else:
+        predictions = _predict(args, store, benchmark, report)
+    scores = score_benchmark(
+        predictions, benchmark, store, args.threshold, args.protocol, args.predictions
     )
+    report.update(benchmark=benchmark.kind, labels=str(benchmark.source), metrics=scores.summary)
+    if len(scores.results) > 1:
+        report["annotators"] = scores.results  # summary: their mean
+    report.update(unscored=scores.unscored, missing=scores.missing)
+    if scores.unscored:
+        _note("predicted video(s) have no labels here and are not scored", scores.unscored)
+    if scores.missing and (args.split or benchmark.kind not in ("movienet", "store")):
+        _note("labelled video(s) have no predictions and are not scored", scores.missing)
+    _print_scores(args, scores)
     if args.json_out:
         atomic_write_text(args.json_out, json.dumps(report, indent=1, sort_keys=True) + "\n")
     return 0
-
-
-def _score_store(args: argparse.Namespace, probs: dict) -> dict:
-    from ..data.annotations import load_labels, select_videos
-    from ..evaluation import score
-    from ..features import FeatureStore
-
-    store = FeatureStore(args.features)
-    videos = [v for v in select_videos(store, args.split, args.subset) if v in probs]
-    labels = load_labels(args.labels, store, videos)
-    return score(probs, labels, store, args.threshold)

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import InputError
 from ..features import FeatureStore
 from ..shots import ShotSequence
+from .bbc import annotations_folder
 from .jsonl import load_jsonl
 from .movienet import read_label_file
 
@@ -32,7 +33,8 @@ class ShotTimesWarning(UserWarning):
     """An annotation's shot times disagree with the feature store's."""
 
 
-def _check_times(seq: ShotSequence, store: FeatureStore, source: Path) -> None:
+def check_times(seq: ShotSequence, store: FeatureStore, source: str | Path) -> None:
+    """Warn (:class:`ShotTimesWarning`) when ``seq``'s shot times disagree with the store's."""
     video = store.load(seq.video_id)
     fps = video.fps or seq.fps
     tolerance = 0.5 / fps if fps else 0.05
@@ -66,6 +68,12 @@ def load_labels(
                 out[vid] = labels
         return out
     source = Path(source)
+    if source.is_dir() and annotations_folder(source) is not None:
+        raise InputError(
+            "a BBC Planet Earth root holds one ground truth per annotator; only "
+            "`sseg evaluate` scores it (per annotator); give a JSON-lines shot file here",
+            source,
+        )
     if source.is_dir():
         folder = source / "label318" if (source / "label318").is_dir() else source
         for vid in wanted:
@@ -82,7 +90,7 @@ def load_labels(
         if len(seq) != n:
             problem = f"video {seq.video_id!r} has {len(seq)} shots here but {n} in the store"
             raise InputError(problem, source)
-        _check_times(seq, store, source)
+        check_times(seq, store, source)
         out[seq.video_id] = seq.labels
     return out
 

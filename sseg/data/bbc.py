@@ -1,4 +1,12 @@
-"""BBC Planet Earth annotations, in either of two layouts.
+"""BBC Planet Earth annotations: the public release, and a scenes-by-frames layout.
+
+The public release unpacks to::
+
+    <root>/annotations/shots/<episode>.txt                    e.g. 01_From_Pole_to_Pole.txt
+    <root>/annotations/scenes/annotator_<k>/<episode>.txt     k = 0..4
+
+:func:`load_bbc_episode` reads one episode for every annotator; ``sseg evaluate``
+takes ``<root>`` (or its ``annotations/`` folder) directly.
 
 Conventions (documented in docs/evaluation.md):
 
@@ -11,8 +19,10 @@ Conventions (documented in docs/evaluation.md):
   that contains it. A scene end outside every shot is an error.
 * Annotator files: comma- (or whitespace-) separated indices of the shots that
   *start* a scene, one file per annotator. Scene start ``s > 0`` labels shot
-  ``s - 1``. ``annotator="majority"`` keeps a boundary marked by more than half
-  of the annotators; an integer picks that annotator's file.
+  ``s - 1``. The released files end with ``N``, the number of shots, as an end
+  marker (no scene starts there); ``N`` is accepted as the last value only.
+  ``annotator="majority"`` keeps a boundary marked by more than half of the
+  annotators; an integer picks that annotator's file.
 * The last shot of an episode gets -100 (unknown), as in MovieNet: the end of
   the video is not a boundary to predict.
 """
@@ -80,16 +90,26 @@ def load_bbc_scenes_by_frames(
 
 
 def read_annotator_file(path: str | Path, n_shots: int) -> np.ndarray:
-    """(n_shots,) 0/1 labels from one annotator's scene-start shot indices."""
-    labels = np.zeros(n_shots, dtype=np.int64)
+    """(n_shots,) 0/1 labels from one annotator's scene-start shot indices.
+
+    A final value equal to ``n_shots`` is the release's end marker and is skipped.
+    """
+    starts: list[tuple[int, int]] = []
     for number, line in read_lines(path):
         fields = [f for f in re.split(r"[,\s]+", line) if f]
-        for start in parse_ints(fields, path, number, "comma-separated shot indices"):
-            if not 0 <= start < n_shots:
-                problem = f"scene starts at shot {start}, outside 0..{n_shots - 1}"
-                raise InputError(problem, path, number)
-            if start > 0:
-                labels[start - 1] = 1
+        values = parse_ints(fields, path, number, "comma-separated shot indices")
+        starts.extend((number, value) for value in values)
+    if starts and starts[-1][1] == n_shots:
+        starts.pop()  # end marker
+    labels = np.zeros(n_shots, dtype=np.int64)
+    for number, start in starts:
+        if not 0 <= start < n_shots:
+            problem = f"scene starts at shot {start}, outside 0..{n_shots - 1}"
+            if start == n_shots:
+                problem += f" ({n_shots}, the end marker, may only be the last value)"
+            raise InputError(problem, path, number)
+        if start > 0:
+            labels[start - 1] = 1
     return labels
 
 
@@ -114,3 +134,51 @@ def load_bbc_annotators(
             f"annotator must be 'majority' or 0..{len(annotator_paths) - 1}, got {annotator!r}"
         )
     return _sequence(shots, labels, video_id, fps)
+
+
+def annotations_folder(root: str | Path) -> Path | None:
+    """The folder holding ``shots/`` and ``scenes/``: ``root/annotations`` or ``root``."""
+    root = Path(root)
+    for folder in (root / "annotations", root):
+        if (folder / "shots").is_dir() and (folder / "scenes").is_dir():
+            return folder
+    return None
+
+
+def _natural_key(name: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def _require_folder(root: str | Path) -> Path:
+    folder = annotations_folder(root)
+    if folder is None:
+        raise InputError("not a BBC Planet Earth root (no annotations/shots and scenes)", root)
+    return folder
+
+
+def bbc_episodes(root: str | Path) -> list[str]:
+    """Episode ids (shot file names without ``.txt``), in natural order."""
+    folder = _require_folder(root)
+    return sorted((p.stem for p in (folder / "shots").glob("*.txt")), key=_natural_key)
+
+
+def bbc_annotators(root: str | Path) -> list[str]:
+    """Annotator folder names under ``scenes/`` (``annotator_0`` ...), in natural order."""
+    folder = _require_folder(root)
+    names = [p.name for p in (folder / "scenes").iterdir() if p.is_dir()]
+    if not names:
+        raise InputError("no annotator folders", folder / "scenes")
+    return sorted(names, key=_natural_key)
+
+
+def load_bbc_episode(root: str | Path, episode: str, fps: float = FPS) -> dict[str, ShotSequence]:
+    """Annotator name -> shots and that annotator's labels for one episode of the release."""
+    folder = _require_folder(root)
+    shots, _ = _read_ranges(folder / "shots" / f"{episode}.txt", "shot")
+    out = {}
+    for annotator in bbc_annotators(folder):
+        path = folder / "scenes" / annotator / f"{episode}.txt"
+        if not path.is_file():
+            raise InputError(f"annotator {annotator!r} has no file for episode {episode!r}", path)
+        out[annotator] = _sequence(shots, read_annotator_file(path, len(shots)), episode, fps)
+    return out

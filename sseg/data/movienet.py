@@ -1,4 +1,11 @@
-"""MovieNet-SSeg annotations (``shot_movie318/``, ``label318/``, ``split318.json``).
+"""MovieNet-SSeg annotations (``shot_movie318/``, ``label318/``, ``meta/split318.json``).
+
+The public release unpacks to::
+
+    scene318/label318/<imdb>.txt
+    scene318/shot_movie318/<imdb>.txt
+    scene318/meta/split318.json        (``scene318/split318.json`` is accepted too)
+    scene318/meta/scene_movie318.json  (not read)
 
 Conventions (documented in docs/evaluation.md):
 
@@ -13,7 +20,8 @@ Conventions (documented in docs/evaluation.md):
   tail) get -100 (unknown), ignored by training and metrics. More lines than
   shots is an error.
 * ``split318.json``: ``{"train": [...], "val": [...], "test": [...], "all": [...]}``.
-* ``meta/<imdb>.json`` (optional): its ``"genres"`` list becomes the sequence's genres.
+* ``meta/<imdb>.json`` (optional, from MovieNet's per-movie metadata): its
+  ``"genres"`` list becomes the sequence's genres.
 """
 
 from __future__ import annotations
@@ -100,11 +108,33 @@ def load_movienet(root: str | Path, imdb_id: str, fps: float = FPS) -> ShotSeque
     return ShotSequence(imdb_id, starts / fps, ends / fps, labels=labels, genres=genres, fps=fps)
 
 
+def is_movienet_root(path: str | Path) -> bool:
+    """Whether ``path`` is a folder holding ``label318/``."""
+    return (Path(path) / "label318").is_dir()
+
+
+def labelled_videos(root: str | Path) -> list[str]:
+    """Sorted ids of the videos with a ``label318/<imdb>.txt`` file."""
+    return sorted(p.stem for p in (Path(root) / "label318").glob("*.txt"))
+
+
+def find_split_file(folder: str | Path) -> Path:
+    """``split318.json`` in ``folder`` or ``folder/meta`` (the release's place)."""
+    folder = Path(folder)
+    for candidate in (folder / "split318.json", folder / "meta" / "split318.json"):
+        if candidate.is_file():
+            return candidate
+    raise InputError("no split318.json here or in meta/", folder)
+
+
 def load_movienet_split(path: str | Path) -> dict[str, list[str]]:
-    """``split318.json`` -> ``{"train": [...], "val": [...], "test": [...], "all": [...]}``."""
+    """``split318.json`` -> ``{"train": [...], "val": [...], "test": [...], "all": [...]}``.
+
+    ``path`` may be the file, the MovieNet root or its ``meta/`` folder.
+    """
     path = Path(path)
     if path.is_dir():
-        path = path / "split318.json"
+        path = find_split_file(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
