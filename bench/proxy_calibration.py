@@ -5,7 +5,8 @@ generator seeds.
     python bench/proxy_calibration.py --seeds 0,1,2 --out bench/results/cpu-proxy_calibration.md
 
 The context rule scores shot i by 1 - cos(mean of shots i-3..i, mean of shots i+1..i+4):
-a hand-written check that scenes are recoverable from a window of shots.
+a hand-written check that scenes are recoverable from a window of shots. Both rules
+also run with test-time splitting (sseg.splitting, 3 sub-shots, merged at the last one).
 """
 
 from __future__ import annotations
@@ -19,36 +20,32 @@ import numpy as np
 
 from sseg.atomic import atomic_write_text
 from sseg.benchmarks import MOVIENET_TEST_FIGURES, proxy_statistics, write_proxy_benchmark
-from sseg.benchmarks.proxy_stats import neighbour_cosine_scores
+from sseg.benchmarks.proxy_stats import context_rule_scores, neighbour_cosine_scores
 from sseg.data.annotations import select_videos
 from sseg.features import FeatureStore
 from sseg.metrics import average_precision
+from sseg.splitting import split_long_shots
 
-
-def context_scores(keyframes: np.ndarray, width: int = 4) -> np.ndarray:
-    """1 - cos(mean of the ``width`` shots up to i, mean of the ``width`` shots after i)."""
-    x = np.asarray(keyframes, dtype=np.float64).mean(1)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    csum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, 0)])
-    n = x.shape[0]
-    out = np.zeros(n)
-    for i in range(n - 1):
-        left = csum[i + 1] - csum[max(0, i + 1 - width)]
-        right = csum[min(n, i + 1 + width)] - csum[i + 1]
-        out[i] = 1 - left @ right / (np.linalg.norm(left) * np.linalg.norm(right))
-    return out
+TAUS = (None, 60.0, 30.0, 10.0)  # test-time splitting thresholds (s)
 
 
 def baseline_aps(store: FeatureStore, videos: list[str], seed: int) -> dict[str, float]:
-    """Pooled AP of each baseline over ``videos``."""
+    """Pooled AP of each baseline over ``videos``: neighbour cosine and the context rule
+    without and with test-time splitting (``@tau``), shot duration alone, random."""
     rng = np.random.default_rng(seed)
-    scores: dict[str, list[np.ndarray]] = {"neighbour_cosine": [], "context_rule": [], "random": []}
+    rules = {"neighbour_cosine": neighbour_cosine_scores, "context_rule": context_rule_scores}
+    scores: dict[str, list[np.ndarray]] = {}
     labels = []
     for vid in videos:
         video = store.load(vid)
-        scores["neighbour_cosine"].append(neighbour_cosine_scores(video.keyframes))
-        scores["context_rule"].append(context_scores(video.keyframes))
-        scores["random"].append(rng.random(len(video)))
+        for tau in TAUS:
+            plan = split_long_shots(video.to_shot_sequence(), video.keyframes, tau)
+            keyframes = plan.keyframes.float().numpy()
+            for name, rule in rules.items():
+                key = name if tau is None else f"{name} @{tau:g}s"
+                scores.setdefault(key, []).append(plan.merge(rule(keyframes)))
+        scores.setdefault("duration", []).append(video.durations)
+        scores.setdefault("random", []).append(rng.random(len(video)))
         labels.append(video.labels)
     lab = np.concatenate(labels)
     return {k: average_precision(np.concatenate(v), lab) for k, v in scores.items()}

@@ -24,7 +24,11 @@ from sseg.benchmarks.proxy_generator import (
     make_world,
 )
 from sseg.benchmarks.proxy_genres import CONVENTIONS, GenreConventions
-from sseg.benchmarks.proxy_stats import neighbour_cosine_scores, statistics_of
+from sseg.benchmarks.proxy_stats import (
+    context_rule_scores,
+    neighbour_cosine_scores,
+    statistics_of,
+)
 from sseg.data.annotations import select_videos
 from sseg.features import FeatureStore, FeatureStoreWriter
 from sseg.genres import GENRES, genre_mask
@@ -144,16 +148,7 @@ def test_neighbour_cosine_is_far_from_perfect_but_context_recovers_scenes():
     for number in range(8):
         structure, video = generate_video(world, 0, 2, number)
         neighbour.append(neighbour_cosine_scores(video.keyframes))
-        x = video.keyframes.astype(np.float64).mean(1)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        csum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, 0)])
-        n = len(x)
-        score = np.zeros(n)
-        for i in range(n - 1):
-            left = csum[i + 1] - csum[max(0, i - 3)]
-            right = csum[min(n, i + 5)] - csum[i + 1]
-            score[i] = 1 - left @ right / np.linalg.norm(left) / np.linalg.norm(right)
-        context.append(score)
+        context.append(context_rule_scores(video.keyframes))
         labels.append(structure.labels)
     lab = np.concatenate(labels)
     ap_neighbour = average_precision(np.concatenate(neighbour), lab)

@@ -120,6 +120,22 @@ def neighbour_cosine_scores(keyframes: np.ndarray) -> np.ndarray:
     return scores
 
 
+def context_rule_scores(keyframes: np.ndarray, width: int = 4) -> np.ndarray:
+    """(N,) untrained context baseline: ``1 - cos(mean of shots i-width+1..i, mean of shots
+    i+1..i+width)`` over unit shot features (mean keyframe); the last shot scores 0."""
+    x = np.asarray(keyframes, dtype=np.float64).mean(axis=1)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    csum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    n = x.shape[0]
+    i = np.arange(n - 1)
+    left = csum[i + 1] - csum[np.maximum(0, i + 1 - width)]
+    right = csum[np.minimum(n, i + 1 + width)] - csum[i + 1]
+    cos = (left * right).sum(1) / (np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1))
+    scores = np.zeros(n)
+    scores[:-1] = 1.0 - cos
+    return scores
+
+
 def neighbour_cosine_ap(store: FeatureStore | str, video_ids: Sequence[str]) -> float:
     """Pooled AP (as :mod:`sseg.metrics` computes it) of neighbour-cosine scores."""
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
