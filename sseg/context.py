@@ -4,6 +4,19 @@ Shared by pre-training (pseudo-boundary head), fine-tuning and inference.
 A window of ``window`` shots (odd, default 17) is centred on the shot whose
 "ends a scene" probability we want. Windows that run past either end of the
 video are padded and masked.
+
+Design (``version=2``, docs/learning_curves.md has the measurements behind it):
+
+* shot features are unit-normalised before the input projection (CLIP features are
+  compared by angle; their norm carries no scene information), and the projected
+  content is layer-normalised *before* the positions are added, so content dominates a
+  fresh model's tokens (positions start at BERT's std 0.02);
+* the boundary head reads a shot's token **and the next shot's**
+  (``[h_t, h_t+1, h_t * h_t+1]``): "shot t ends a scene" is a statement about the cut
+  between t and t+1, and a head on h_t alone has to learn to copy h_t+1 into h_t first.
+
+``version=1`` (models saved before this design) keeps the old behaviour: raw inputs,
+unit-scale positions, a head on the centre token alone.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ class ContextConfig:
     dropout: float = 0.1
     ffn_mult: int = 4
     extra_tokens: int = 0  # tokens appended after the shots (1 for token-level genre fusion)
+    version: int = 2  # 1: models saved before input normalisation and the pair head
 
     def to_dict(self) -> dict:
         """Plain-dict form, for checkpoint metadata."""
@@ -41,12 +55,13 @@ class ContextEncoder(nn.Module):
         cfg = self.config
         if cfg.window < 1 or cfg.window % 2 == 0:
             raise ValueError(f"window must be a positive odd number, got {cfg.window}")
+        if cfg.version not in (1, 2):
+            raise ValueError(f"context encoder version must be 1 or 2, got {cfg.version}")
         self.input_proj = nn.Linear(cfg.input_dim, cfg.hidden)
         self.positions = nn.Parameter(torch.zeros(cfg.window + cfg.extra_tokens, cfg.hidden))
-        # Unit-scale positions: projected shot features are O(1), and positions at
-        # BERT's 0.02 leave neighbouring shots almost indistinguishable, which makes
-        # a fresh model learn boundaries very slowly.
-        nn.init.normal_(self.positions, std=1.0)
+        nn.init.normal_(self.positions, std=1.0 if cfg.version == 1 else 0.02)
+        if cfg.version >= 2:
+            self.content_norm = nn.LayerNorm(cfg.hidden)
         self.input_norm = nn.LayerNorm(cfg.hidden)
         self.dropout = nn.Dropout(cfg.dropout)
         layer = nn.TransformerEncoderLayer(
@@ -59,6 +74,13 @@ class ContextEncoder(nn.Module):
             norm_first=False,  # post-LN, as in BERT
         )
         self.transformer = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+
+    def _content(self, shots: torch.Tensor) -> torch.Tensor:
+        """Projected shot features (version 2: unit-normalised in, layer-normalised out)."""
+        if self.config.version == 1:
+            return self.input_proj(shots)
+        unit = torch.nn.functional.normalize(shots, dim=-1, eps=1e-6)
+        return self.content_norm(self.input_proj(unit))
 
     def forward(
         self,
@@ -82,9 +104,9 @@ class ContextEncoder(nn.Module):
             raise ValueError(f"window of {width} shots exceeds configured {cfg.window}")
         if (extra is None) != (cfg.extra_tokens == 0):
             raise ValueError(f"the encoder takes {cfg.extra_tokens} extra token(s)")
-        tokens = self.input_proj(shots) + self.positions[:width]
+        tokens = self._content(shots) + self.positions[:width]
         if extra is not None:
-            extra_tokens = self.input_proj(extra) + self.positions[cfg.window :]
+            extra_tokens = self._content(extra) + self.positions[cfg.window :]
             tokens = torch.cat([tokens, extra_tokens], dim=1)
             if valid is not None:
                 valid = torch.cat([valid.bool(), valid.new_ones(extra.shape[:2]).bool()], 1)
@@ -94,16 +116,33 @@ class ContextEncoder(nn.Module):
 
 
 class BoundaryHead(nn.Module):
-    """MLP giving the logit that a token's shot is the last shot of a scene."""
+    """MLP giving the logit that a token's shot is the last shot of a scene.
 
-    def __init__(self, hidden: int = 768, inner: int | None = None):
+    ``pair=True`` (version 2): the MLP reads ``[h_t, h_t+1, h_t * h_t+1]`` (zeros stand
+    in for the token after the window's last); ``pair=False``: ``h_t`` alone.
+    """
+
+    def __init__(self, hidden: int = 768, inner: int | None = None, pair: bool = True):
         super().__init__()
         inner = inner or hidden
-        self.mlp = nn.Sequential(nn.Linear(hidden, inner), nn.GELU(), nn.Linear(inner, 1))
+        self.pair = pair
+        width = 3 * hidden if pair else hidden
+        self.mlp = nn.Sequential(nn.Linear(width, inner), nn.GELU(), nn.Linear(inner, 1))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(..., hidden) -> (...) logits."""
-        return self.mlp(tokens).squeeze(-1)
+        """(B, W, hidden) -> (B, W) logits, one per shot."""
+        if not self.pair:
+            return self.mlp(tokens).squeeze(-1)
+        following = torch.nn.functional.pad(tokens[:, 1:], (0, 0, 0, 1))
+        return self.mlp(torch.cat([tokens, following, tokens * following], -1)).squeeze(-1)
+
+    def at(self, tokens: torch.Tensor, index: int) -> torch.Tensor:
+        """(B, W, hidden) -> (B,) logits of shot ``index`` only."""
+        if not self.pair:
+            return self.mlp(tokens[:, index]).squeeze(-1)
+        here = tokens[:, index]
+        nxt = tokens[:, index + 1] if index + 1 < tokens.shape[1] else torch.zeros_like(here)
+        return self.mlp(torch.cat([here, nxt, here * nxt], -1)).squeeze(-1)
 
 
 class BoundaryModel(nn.Module):
@@ -112,12 +151,16 @@ class BoundaryModel(nn.Module):
     def __init__(self, config: ContextConfig | None = None):
         super().__init__()
         self.encoder = ContextEncoder(config)
-        self.head = BoundaryHead(self.encoder.config.hidden)
+        self.head = self.new_head()
 
     @property
     def config(self) -> ContextConfig:
         """The encoder's configuration."""
         return self.encoder.config
+
+    def new_head(self) -> BoundaryHead:
+        """A freshly initialised head of this model's kind."""
+        return BoundaryHead(self.config.hidden, pair=self.config.version >= 2)
 
     def forward(
         self,
@@ -127,7 +170,7 @@ class BoundaryModel(nn.Module):
     ) -> torch.Tensor:
         """(B, W, D) windows -> (B,) logits of the centre shot ending a scene."""
         tokens = self.encoder(shots, valid, extra)
-        return self.head(tokens[:, shots.shape[1] // 2])
+        return self.head.at(tokens, shots.shape[1] // 2)
 
 
 def centred_windows(features: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:

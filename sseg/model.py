@@ -127,7 +127,7 @@ class SceneModel(nn.Module):
         try:
             model = cls(
                 tensors["genre_residual.genres"],
-                ContextConfig(**config["context"]),
+                ContextConfig(**{"version": 1, **config["context"]}),  # v1 predates the key
                 phi=config["phi"],
                 temperature=config["temperature"],
                 meta=config.get("meta"),

@@ -234,7 +234,7 @@ class Ablation:
             if training.init_context:
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed)
-                    model.boundary.head = type(model.boundary.head)(s.hidden)
+                    model.boundary.head = model.boundary.new_head()
             else:
                 model = model.fresh_context(seed=seed)
         else:

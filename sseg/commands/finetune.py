@@ -151,8 +151,7 @@ def build_model(args: argparse.Namespace, store=None):
                 raise InputError("--init-context keeps the pre-trained sizes; drop --hidden etc.")
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(args.seed)
-                fresh_head = type(pretrained.boundary.head)(pretrained.boundary.config.hidden)
-            pretrained.boundary.head = fresh_head
+                pretrained.boundary.head = pretrained.boundary.new_head()
             return pretrained
         return pretrained.fresh_context(
             _context_config(args, pretrained.boundary.config), args.seed

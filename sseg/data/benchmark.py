@@ -101,6 +101,9 @@ def store_benchmark(store: FeatureStore, video_ids: list[str]) -> Benchmark:
     """The labels stored with the features of ``video_ids`` (unlabelled videos left out)."""
     labelled = [vid for vid in video_ids if store.load(vid).labels is not None]
     return Benchmark(
-        "store", Path(store.root), [SINGLE], labelled,
+        "store",
+        Path(store.root),
+        [SINGLE],
+        labelled,
         lambda v: {SINGLE: store.load(v).to_shot_sequence()},
     )
