@@ -112,8 +112,9 @@ def train(name, model, train_data, val_data, steps, every, seed, lr):
             val_loss, val_ap = evaluate(model, val_data)
             curve.append((step + 1, float(np.mean(losses)), val_loss, val_ap))
             losses = []
-            print(f"{name:>22} step {step + 1:5d} train {curve[-1][1]:.4f} val {val_loss:.4f} "
-                  f"AP {100 * val_ap:.2f} ({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+            took = time.perf_counter() - start
+            print(f"{name:>22} step {step + 1:5d} train {curve[-1][1]:.4f} "
+                  f"val {val_loss:.4f} AP {100 * val_ap:.2f} ({took:.0f} s)", flush=True)  # fmt: skip
     return curve
 
 
@@ -154,8 +155,9 @@ def main() -> None:
                       args.seed, args.lr)  # fmt: skip
         results[name] = (curve, evaluate(model, data["test"])[1])
 
+    test = ids["test"]
     rules = {
-        "neighbour cosine (untrained)": rule_ap(store, ids["test"], labels, neighbour_cosine_scores),
+        "neighbour cosine (untrained)": rule_ap(store, test, labels, neighbour_cosine_scores),
         "context rule, 4 shots a side (untrained)": rule_ap(store, ids["test"], labels,
                                                             context_rule_scores),
     }  # fmt: skip
