@@ -113,8 +113,8 @@ def train(name, model, train_data, val_data, steps, every, seed, lr):
             curve.append((step + 1, float(np.mean(losses)), val_loss, val_ap))
             losses = []
             took = time.perf_counter() - start
-            print(f"{name:>22} step {step + 1:5d} train {curve[-1][1]:.4f} "
-                  f"val {val_loss:.4f} AP {100 * val_ap:.2f} ({took:.0f} s)", flush=True)  # fmt: skip
+            text = f"{name:>22} step {step + 1:5d} train {curve[-1][1]:.4f} val {val_loss:.4f}"
+            print(f"{text} AP {100 * val_ap:.2f} ({took:.0f} s)", flush=True)
     return curve
 
 
