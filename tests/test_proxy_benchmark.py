@@ -14,6 +14,7 @@ from sseg.benchmarks import (
     proxy_statistics,
     write_proxy_benchmark,
 )
+from sseg.benchmarks.proxy import subset_sizes
 from sseg.benchmarks.proxy_generator import (
     FPS,
     INSERT,
@@ -202,6 +203,14 @@ def test_write_is_idempotent_and_regenerates_on_other_seed(small_bench, tmp_path
         FeatureStore(again.store).load("proxy-test-0000").keyframes, first
     )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_scale_multiplies_every_subset():
+    assert subset_sizes(1.0) == {"train": 48, "val": 12, "test": 20, "unlabeled": 40}
+    assert subset_sizes(2.0) == {"train": 96, "val": 24, "test": 40, "unlabeled": 80}
+    assert min(subset_sizes(0.01).values()) == 1
+    with pytest.raises(ValueError, match="scale"):
+        write_proxy_benchmark("unused", scale=0)
 
 
 def test_commands_run_on_the_benchmark_unchanged(small_bench, tmp_path):

@@ -25,6 +25,7 @@ from .proxy_genres import (
     latent_genre_directions,
     noisy_bank,
     typical_places,
+    unit,
     video_conventions,
 )
 
@@ -44,7 +45,8 @@ NEW_PLACE, REVISIT, SAME_PLACE = 1, 2, 3
 class StructureParams:
     """Scene and timing constants (fitted once to MovieNet-SSeg's test split).
 
-    Scene length in shots: ``max(1, round(exp(scene_log_median + genre + sigma * z)))``.
+    Scene length in shots: ``round(exp(scene_log_median + genre + sigma * z))`` clipped to
+    ``[1, max_scene_shots]``.
     Log shot duration: ``shot_log_median + video pace + scene tempo + sigma * z``, plus for a
     scene's last shot ``end_offset + end_sigma * z'``, plus for an insert ``insert_offset``,
     plus with probability ``long_take_prob`` an exponential long-take term (a Pareto tail
@@ -174,10 +176,6 @@ def draw_structure(
     return VideoStructure(genre_idx, conv, scene_lengths, scene_ids, kinds, frames)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
 @dataclass
 class RenderedVideo:
     """Keyframe features of one video and per-shot ground truth used in diagnostics."""
@@ -196,9 +194,9 @@ class _Vectors:
         self.framing: list[float] = []  # per row; used for camera setups (close-up > 0)
 
     def new(self, base: np.ndarray | None = None, keep: float = 0.0) -> int:
-        v = _unit(self.rng.normal(size=self.dim))
+        v = unit(self.rng.normal(size=self.dim))
         if base is not None:
-            v = _unit(keep * base + np.sqrt(1.0 - keep * keep) * v)
+            v = unit(keep * base + np.sqrt(1.0 - keep * keep) * v)
         self.rows.append(v)
         self.framing.append(float(self.rng.normal()))
         return len(self.rows) - 1
@@ -266,7 +264,7 @@ def render_features(
             boundary_kinds[pos - 1] = kind
         present = rng.choice(len(characters), size=int(rng.integers(1, 4)), replace=False)
         cast = vec.new()
-        vec.rows[cast] = _unit(sum(vec[characters[c]] for c in present))
+        vec.rows[cast] = unit(sum(vec[characters[c]] for c in present))
         weight = max(0.0, looks.genre * (1.0 + looks.genre_scene_sd * rng.normal()))
         dialogue = rng.random() < conv.dialogue
         pool = setups[:] if setups else [vec.new()]
@@ -323,8 +321,10 @@ def _next_setup(
 
 
 def _assemble(
-    rng, vec, structure, latent, common, looks, kinds,
-    place_id, cast_id, light_id, setup_a, setup_b, genre_w,
+    rng: np.random.Generator, vec: _Vectors, structure: VideoStructure, latent: np.ndarray,
+    common: np.ndarray, looks: LookParams, kinds: np.ndarray, place_id: np.ndarray,
+    cast_id: np.ndarray, light_id: np.ndarray, setup_a: np.ndarray, setup_b: np.ndarray,
+    genre_w: np.ndarray,
 ) -> np.ndarray:  # fmt: skip
     """Sum the weighted components of every keyframe (float32, norm ~ FEATURE_NORM)."""
     f32 = np.float32
@@ -340,8 +340,8 @@ def _assemble(
     shows = (np.where(insert, looks.insert_place, 1.0)[:, None] * np.exp(-z)).astype(f32)
     setup_w = (np.where(insert, looks.insert, looks.setup)[:, None] * np.exp(z)).astype(f32)
     motion = looks.shot * np.exp(looks.motion_sd * rng.normal(size=n) - looks.motion_sd**2)
-    style = _unit(rng.normal(size=dim))
-    genre_dir = _unit(latent[structure.genre_idx].sum(0))
+    style = unit(rng.normal(size=dim))
+    genre_dir = unit(latent[structure.genre_idx].sum(0))
     base = (looks.common * common + looks.style * style).astype(f32)[None, :]
     base = base + np.outer(genre_w, genre_dir).astype(f32) + f32(looks.lighting) * table[light_id]
     base += (motion * noise).astype(f32)[:, None] * rng.standard_normal((n, dim), dtype=f32)
@@ -377,7 +377,7 @@ def make_world(seed: int, dim: int = DIM) -> ProxyWorld:
     rng = np.random.default_rng([seed, 0x9B0C])
     latent = latent_genre_directions(rng, dim)
     places = typical_places(rng, latent, LOOKS.prototypes_per_genre)
-    common = _unit(rng.normal(size=dim))
+    common = unit(rng.normal(size=dim))
     definition = noisy_bank(rng, latent, DEFINITION_BANK)
     names = noisy_bank(rng, latent, NAME_BANK)
     return ProxyWorld(latent, places, common, definition, names)

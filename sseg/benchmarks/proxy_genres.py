@@ -91,33 +91,34 @@ NAME_BANK = (0.45, 0.60, 0.661)
 assert set(CONVENTIONS) == set(GENRES) == set(FREQUENCY)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit(x: np.ndarray) -> np.ndarray:
+    """``x`` scaled to unit L2 norm along its last axis."""
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def latent_genre_directions(rng: np.random.Generator, dim: int) -> np.ndarray:
     """(21, dim) unit latent visual directions, related within a genre family."""
-    family_dirs = _unit(rng.normal(size=(len(FAMILIES), dim)))
+    family_dirs = unit(rng.normal(size=(len(FAMILIES), dim)))
     family_of = {g: i for i, members in enumerate(FAMILIES) for g in members}
-    own = _unit(rng.normal(size=(len(GENRES), dim)))
+    own = unit(rng.normal(size=(len(GENRES), dim)))
     mix = np.stack([family_dirs[family_of[g]] for g in GENRES])
     w = FAMILY_WEIGHT
-    return _unit(w * mix + np.sqrt(1 - w * w) * own)
+    return unit(w * mix + np.sqrt(1 - w * w) * own)
 
 
 def noisy_bank(rng: np.random.Generator, latent: np.ndarray, mix: tuple[float, ...]) -> np.ndarray:
     """(21, dim) unit float32 bank: a text-side view of ``latent`` (see the weights above)."""
     a, b, c = mix
-    template = _unit(rng.normal(size=latent.shape[1]))
-    noise = _unit(rng.normal(size=latent.shape))
-    return _unit(a * latent + b * template + c * noise).astype(np.float32)
+    template = unit(rng.normal(size=latent.shape[1]))
+    noise = unit(rng.normal(size=latent.shape))
+    return unit(a * latent + b * template + c * noise).astype(np.float32)
 
 
 def typical_places(rng: np.random.Generator, latent: np.ndarray, per_genre: int) -> np.ndarray:
     """(21, per_genre, dim) unit vectors: each genre's typical places (saloon, desert...),
     leaning towards its latent direction (cos ~ 0.45)."""
-    noise = _unit(rng.normal(size=(latent.shape[0], per_genre, latent.shape[1])))
-    return _unit(0.5 * latent[:, None, :] + noise)
+    noise = unit(rng.normal(size=(latent.shape[0], per_genre, latent.shape[1])))
+    return unit(0.5 * latent[:, None, :] + noise)
 
 
 def draw_genres(rng: np.random.Generator) -> np.ndarray:
