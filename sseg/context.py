@@ -8,9 +8,13 @@ video are padded and masked.
 Design (``version=2``, docs/learning_curves.md has the measurements behind it):
 
 * shot features are unit-normalised before the input projection (CLIP features are
-  compared by angle; their norm carries no scene information), and the projected
-  content is layer-normalised *before* the positions are added, so content dominates a
-  fresh model's tokens (positions start at BERT's std 0.02);
+  compared by angle; their norm carries no scene information);
+* each shot token also gets its row of the window's self-similarity matrix (cosine to
+  every shot of the window), projected: scene boundaries are block edges of that matrix,
+  a relation that holds in every film, whereas the features themselves differ from film
+  to film (a model that sees only them memorises its training films);
+* the projected content is layer-normalised *before* the positions are added, so content
+  dominates a fresh model's tokens (positions start at BERT's std 0.02);
 * the boundary head reads a shot's token **and the next shot's**
   (``[h_t, h_t+1, h_t * h_t+1]``): "shot t ends a scene" is a statement about the cut
   between t and t+1, and a head on h_t alone has to learn to copy h_t+1 into h_t first.
@@ -61,6 +65,7 @@ class ContextEncoder(nn.Module):
         self.positions = nn.Parameter(torch.zeros(cfg.window + cfg.extra_tokens, cfg.hidden))
         nn.init.normal_(self.positions, std=1.0 if cfg.version == 1 else 0.02)
         if cfg.version >= 2:
+            self.similarity_proj = nn.Linear(cfg.window, cfg.hidden, bias=False)
             self.content_norm = nn.LayerNorm(cfg.hidden)
         self.input_norm = nn.LayerNorm(cfg.hidden)
         self.dropout = nn.Dropout(cfg.dropout)
@@ -75,12 +80,23 @@ class ContextEncoder(nn.Module):
         )
         self.transformer = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
 
-    def _content(self, shots: torch.Tensor) -> torch.Tensor:
-        """Projected shot features (version 2: unit-normalised in, layer-normalised out)."""
+    def _content(
+        self, shots: torch.Tensor, valid: torch.Tensor | None, similarity: bool = True
+    ) -> torch.Tensor:
+        """Projected shot features. Version 2: unit-normalised features plus each shot's row
+        of the window's self-similarity matrix (cosine to every shot of the window, 0 at
+        padding), layer-normalised."""
         if self.config.version == 1:
             return self.input_proj(shots)
         unit = torch.nn.functional.normalize(shots, dim=-1, eps=1e-6)
-        return self.content_norm(self.input_proj(unit))
+        content = self.input_proj(unit)
+        if similarity:
+            if valid is not None:
+                unit = unit * valid[..., None].to(unit.dtype)
+            sim = unit @ unit.transpose(1, 2)  # (B, W, W)
+            pad = self.config.window - sim.shape[-1]
+            content = content + self.similarity_proj(torch.nn.functional.pad(sim, (0, pad)))
+        return self.content_norm(content)
 
     def forward(
         self,
@@ -104,9 +120,11 @@ class ContextEncoder(nn.Module):
             raise ValueError(f"window of {width} shots exceeds configured {cfg.window}")
         if (extra is None) != (cfg.extra_tokens == 0):
             raise ValueError(f"the encoder takes {cfg.extra_tokens} extra token(s)")
-        tokens = self._content(shots) + self.positions[:width]
+        tokens = self._content(shots, valid) + self.positions[:width]
         if extra is not None:
-            extra_tokens = self._content(extra) + self.positions[cfg.window :]
+            extra_tokens = (
+                self._content(extra, None, similarity=False) + self.positions[cfg.window :]
+            )
             tokens = torch.cat([tokens, extra_tokens], dim=1)
             if valid is not None:
                 valid = torch.cat([valid.bool(), valid.new_ones(extra.shape[:2]).bool()], 1)

@@ -15,7 +15,6 @@ setting in which fine-tuning also starts from the pre-trained context encoder.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,7 +90,12 @@ ROWS: dict[str, Row] = {
         Row("full_init_context", Training(init_context=True), note="BaSSL-style fine-tuning"),
     )
 }
-BASELINES = ("baseline_neighbour_cosine", "baseline_random")
+BASELINES = ("baseline_neighbour_cosine", "baseline_context_rule", "baseline_random")
+BASELINE_NOTES = {
+    "baseline_neighbour_cosine": "untrained: 1 - cos(shot i, shot i+1)",
+    "baseline_context_rule": "untrained: 1 - cos(mean of 4 shots before, 4 after)",
+    "baseline_random": "uniform scores",
+}
 
 
 @dataclass
@@ -257,6 +261,7 @@ class Ablation:
     def baseline(self, name: str, seed: int) -> dict[str, float]:
         """Metrics of a baseline on the test videos (``seed`` only matters for random)."""
         from ..evaluation import score
+        from .proxy_stats import context_rule_scores, neighbour_cosine_scores
 
         probs = {}
         rng = np.random.default_rng(seed)
@@ -264,17 +269,11 @@ class Ablation:
             keyframes = np.asarray(self.store.load(vid).keyframes, dtype=np.float32)
             if name == "baseline_random":
                 probs[vid] = rng.random(len(keyframes))
+            elif name == "baseline_context_rule":
+                probs[vid] = np.clip(context_rule_scores(keyframes), 0.0, 1.0)
             else:
-                probs[vid] = neighbour_dissimilarity(keyframes)
+                probs[vid] = np.clip(neighbour_cosine_scores(keyframes), 0.0, 1.0)
         return _metrics_subset(score(probs, {v: self.labels[v] for v in self.test_ids}, self.store))
-
-
-def neighbour_dissimilarity(keyframes: np.ndarray) -> np.ndarray:
-    """(1 - cos(shot i, shot i+1)) / 2 per shot (keyframe means; the last shot gets 1)."""
-    shots = keyframes.mean(axis=1)
-    shots = shots / np.maximum(np.linalg.norm(shots, axis=1, keepdims=True), 1e-8)
-    cos = (shots[:-1] * shots[1:]).sum(axis=1)
-    return np.concatenate([(1.0 - cos) / 2.0, [1.0]])
 
 
 def _summary(name: str, per_seed: list[dict], seeds: Sequence[int], note: str = "") -> dict:
@@ -301,8 +300,7 @@ def run_table(ablation: Ablation, rows: Sequence[str], seeds: Sequence[int]) -> 
         out_rows.append(_summary(name, per_seed, seeds, row.note))
     for name in BASELINES:
         per_seed = [ablation.baseline(name, seed) for seed in seeds]
-        note = "1 - cos(shot i, shot i+1)" if "cosine" in name else "uniform scores"
-        out_rows.append(_summary(name, per_seed, seeds, note))
+        out_rows.append(_summary(name, per_seed, seeds, BASELINE_NOTES[name]))
     report = {
         "store": str(ablation.data.store),
         "split": None if ablation.data.split is None else str(ablation.data.split),
@@ -358,8 +356,3 @@ def parse_seeds(text: str) -> list[int]:
             raise ValueError("--seeds needs at least one seed")
         return list(range(count))
     return [int(t) for t in items]
-
-
-def nan_free(report: dict[str, Any]) -> bool:
-    """True when every mean in the report is finite."""
-    return all(math.isfinite(r["ap_mean"]) for r in report["rows"])
