@@ -16,7 +16,7 @@ def table(tmp_path_factory):
     out = tmp_path_factory.mktemp("ablation")
     args = ["ablate", "--proxy", "--proxy-scale", "0.05", "--out", str(out), "--seeds", "2"]
     args += ["--rows", "full,no_pretrain,split_10,token_concat", "--pretrain-steps", "2"]
-    args += ["--finetune-steps", "3", "--hidden", "16"]
+    args += ["--finetune-steps", "3", "--hidden", "16", "--jobs", "2"]
     assert main(args) == 0
     return out, args
 

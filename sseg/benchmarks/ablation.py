@@ -52,12 +52,16 @@ class Training:
     init_context: bool = False
 
     @property
-    def key(self) -> str:
-        """Folder name of its runs."""
+    def pretrain_key(self) -> str:
+        """Folder name of its pre-training (shared by trainings that differ only after it)."""
         if not self.pretrain:
             return f"nopretrain-{self.fusion}-{self.bank}"
-        tail = "-ctx" if self.init_context else ""
-        return f"pre-{self.fusion}-{self.bank}-{self.sampling}{tail}"
+        return f"pre-{self.fusion}-{self.bank}-{self.sampling}"
+
+    @property
+    def key(self) -> str:
+        """Folder name of its runs."""
+        return self.pretrain_key + ("-ctx" if self.init_context else "")
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,7 @@ class Ablation:
         from ..pretrain_config import PretrainConfig
 
         s = self.settings
-        out = self.run_dir(training, seed) / "pretrain"
+        out = self.out / "runs" / training.pretrain_key / f"seed{seed}" / "pretrain"
         if not (out / MODEL_FILE).is_file():
             self.log(f"pre-train {training.key} seed {seed} ({s.pretrain_steps} steps)")
             cfg = PretrainConfig(
@@ -289,8 +293,53 @@ def _summary(name: str, per_seed: list[dict], seeds: Sequence[int], note: str = 
     return row
 
 
-def run_table(ablation: Ablation, rows: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
-    """Every requested row (and both baselines) over ``seeds``; writes ablation.json/.md."""
+def _run_group(
+    data: AblationData,
+    out_dir: Path,
+    settings: AblationSettings,
+    runs: list[tuple[Training, float | None]],
+    seed: int,
+) -> None:
+    """Worker: every (training, tau) of one pre-training group for one seed, one thread."""
+    from ..threads import apply_threads
+
+    apply_threads(1)
+    ablation = Ablation(data, out_dir, settings)
+    for training, tau in runs:
+        ablation.metrics(training, seed, tau)
+
+
+def run_parallel(ablation: Ablation, rows: Sequence[str], seeds: Sequence[int], jobs: int) -> None:
+    """Train and score every row's runs in ``jobs`` processes (one thread each). Runs that
+    share a pre-training stay in one process, so no two processes write one folder."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    groups: dict[str, list[tuple[Training, float | None]]] = {}
+    for name in rows:
+        if name in ROWS:
+            row = ROWS[name]
+            wanted = groups.setdefault(row.training.pretrain_key, [])
+            if (row.training, row.tau) not in wanted:
+                wanted.append((row.training, row.tau))
+    tasks = [(runs, seed) for runs in groups.values() for seed in seeds]
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        futures = [
+            pool.submit(_run_group, ablation.data, ablation.out, ablation.settings, runs, seed)
+            for runs, seed in tasks
+        ]
+        for future in futures:
+            future.result()
+
+
+def run_table(
+    ablation: Ablation, rows: Sequence[str], seeds: Sequence[int], jobs: int = 1
+) -> dict[str, Any]:
+    """Every requested row (and the baselines) over ``seeds``; writes ablation.json/.md.
+
+    ``jobs`` > 1 trains the runs in that many processes first."""
+    if jobs > 1:
+        run_parallel(ablation, rows, seeds, jobs)
     out_rows = []
     for name in rows:
         if name in BASELINES:

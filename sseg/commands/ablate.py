@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     table.add_argument("--pretrain-steps", type=int, default=None)
     table.add_argument("--finetune-steps", type=int, default=None)
     table.add_argument("--hidden", type=int, default=None, help="context encoder width")
+    table.add_argument(
+        "--jobs", type=int, default=1, help="training processes, one thread each (default 1)"
+    )
 
 
 def _name(tau: float | None) -> str:
@@ -142,7 +145,9 @@ def run_table(args: argparse.Namespace) -> int:
             if getattr(args, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be at least 1")
             setattr(settings, name, getattr(args, name))
-    report = build_table(Ablation(data, args.out, settings), rows, seeds)
+    if args.jobs < 1:
+        raise InputError("--jobs must be at least 1")
+    report = build_table(Ablation(data, args.out, settings), rows, seeds, args.jobs)
     from ..benchmarks.ablation import format_markdown
 
     print(format_markdown(report))
