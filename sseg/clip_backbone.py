@@ -71,8 +71,9 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
                 from safetensors.torch import load_file
 
                 state = load_file(str(path))
-            else:
-                state = torch.load(str(path), map_location="cpu", weights_only=True)
+            else:  # a file object: torch.load would pick its reader by the name's suffix
+                with open(path, "rb") as handle:
+                    state = torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise InputError(
             "cannot read CLIP checkpoint: it holds pickled Python objects besides tensors "

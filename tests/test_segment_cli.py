@@ -71,6 +71,7 @@ def test_segment_writes_requested_formats(cache, clip, tmp_path, capsys):
         "two_scenes.report.html",
         "two_scenes.scenes.csv",
         "two_scenes.scenes.json",
+        "two_scenes.shots.csv",  # formats add up: the default set stays
     ]
     data = json.loads((out / "two_scenes.scenes.json").read_text())
     assert [s["start_frame"] for s in data["shots"]] == clip.shot_starts
@@ -101,7 +102,11 @@ def test_demo_flag_segments_the_real_clip(cache, tmp_path, capsys, monkeypatch):
     assert main(["segment", "--demo", "--detector", "content", "-q"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("bikes.mp4: 6 shots")
-    assert _files(tmp_path / "sseg_out") == ["bikes.scenes.csv", "bikes.scenes.json"]
+    assert _files(tmp_path / "sseg_out") == [
+        "bikes.scenes.csv",
+        "bikes.scenes.json",
+        "bikes.shots.csv",
+    ]
 
 
 def test_no_cut_and_one_frame_videos_give_one_scene(cache, tmp_path, capsys):

@@ -92,7 +92,11 @@ def parse_template(
     unknown = sorted(names - set(allowed))
     if unknown:
         known = ", ".join(f"${n}" for n in allowed)
-        raise InputError(f"{option} {text!r}: unknown variable ${unknown[0]} (known: {known})")
+        prefix = next((n for n in allowed if unknown[0].startswith(n)), None)
+        hint = f"; write ${{{prefix}}} when letters, digits or _ follow" if prefix else ""
+        raise InputError(
+            f"{option} {text!r}: unknown variable ${unknown[0]} (known: {known}){hint}"
+        )
     if not any(set(group) <= names for group in unique_by):
         needs = " or ".join("+".join(f"${n}" for n in group) for group in unique_by)
         raise InputError(f"{option} {text!r}: every file would get the same name; use {needs}")
