@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -283,7 +284,7 @@ def test_image_template_and_options_are_checked():
     assert images.image_template("$VIDEO_NAME-$SCENE_NUMBER", per_scene=1)
     assert images.image_template("$VIDEO_NAME-$FRAME_NUMBER", per_scene=3)
     for bad, message in [
-        ({"per_scene": 0}, "1 or more images"),
+        ({"per_scene": 0}, "--num-images must be 1 or more"),
         ({"quality": 101}, "--image-quality"),
         ({"image_format": "gif"}, "--image-format"),
         ({"height": 0}, "--image-height"),
@@ -340,3 +341,29 @@ def test_output_dir_checks_before_any_work(tmp_path):
     with pytest.raises(InputError, match="would replace the folder"):
         check_output_files([tmp_path / "clip.scenes.csv", tmp_path / "clip.scenes.json"])
     assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program")
+@pytest.mark.parametrize("copy", [False, True])
+def test_split_video_with_real_ffmpeg(tmp_path, copy):
+    import av
+
+    from sseg.testing.videos import write_video
+
+    video = write_video(tmp_path / "v.mkv", [[12, 8], [10]], fps=10, seed=3)
+    bounds = [*video.shot_starts, video.num_frames]
+    shots = [Shot(a, b, a / 10, b / 10) for a, b in zip(bounds, bounds[1:], strict=False)]
+    probs = np.array([0.1, 0.9, 0.2])
+    info = VideoInfo(str(video.path), 10.0, video.num_frames, video.num_frames / 10, 64, 48, "h264")
+    res = SegmentationResult(info, shots, probs, 0.5, group_scenes(shots, probs, 0.5))
+    written = split_video.split_video(res, tmp_path / "clips", "v", copy=copy)
+    assert [p.name for p in written] == (
+        ["v-Scene-001.mkv", "v-Scene-002.mkv"] if copy else ["v-Scene-001.mp4", "v-Scene-002.mp4"]
+    )
+    for path, scene in zip(written, res.scenes, strict=True):
+        with av.open(str(path)) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        if copy:  # starts at the key frame at or before the scene: never fewer frames
+            assert frames >= scene.num_frames
+        else:  # re-encoded: frame exact
+            assert frames == scene.num_frames

