@@ -293,15 +293,20 @@ def test_image_template_and_options_are_checked():
             images.ImageOptions(**bad)
 
 
-def test_save_images_decodes_the_chosen_frames(tmp_path):
+def _real_clip_result(path):
+    """A generated 10 fps clip (shots of 12, 8, 10 frames) and a result with 2 scenes."""
     from sseg.testing.videos import write_video
 
-    video = write_video(tmp_path / "v.mp4", [[12, 8], [10]], fps=10, seed=3)
+    video = write_video(path, [[12, 8], [10]], fps=10, seed=3)
     bounds = [*video.shot_starts, video.num_frames]
     shots = [Shot(a, b, a / 10, b / 10) for a, b in zip(bounds, bounds[1:], strict=False)]
     probs = np.array([0.1, 0.9, 0.2])
     info = VideoInfo(str(video.path), 10.0, video.num_frames, video.num_frames / 10, 64, 48, "h264")
-    res = SegmentationResult(info, shots, probs, 0.5, group_scenes(shots, probs, 0.5))
+    return video, SegmentationResult(info, shots, probs, 0.5, group_scenes(shots, probs, 0.5))
+
+
+def test_save_images_decodes_the_chosen_frames(tmp_path):
+    video, res = _real_clip_result(tmp_path / "v.mp4")
     options = images.ImageOptions(
         per_scene=2,
         image_format="png",
@@ -348,14 +353,7 @@ def test_output_dir_checks_before_any_work(tmp_path):
 def test_split_video_with_real_ffmpeg(tmp_path, copy):
     import av
 
-    from sseg.testing.videos import write_video
-
-    video = write_video(tmp_path / "v.mkv", [[12, 8], [10]], fps=10, seed=3)
-    bounds = [*video.shot_starts, video.num_frames]
-    shots = [Shot(a, b, a / 10, b / 10) for a, b in zip(bounds, bounds[1:], strict=False)]
-    probs = np.array([0.1, 0.9, 0.2])
-    info = VideoInfo(str(video.path), 10.0, video.num_frames, video.num_frames / 10, 64, 48, "h264")
-    res = SegmentationResult(info, shots, probs, 0.5, group_scenes(shots, probs, 0.5))
+    _, res = _real_clip_result(tmp_path / "v.mkv")
     written = split_video.split_video(res, tmp_path / "clips", "v", copy=copy)
     assert [p.name for p in written] == (
         ["v-Scene-001.mkv", "v-Scene-002.mkv"] if copy else ["v-Scene-001.mp4", "v-Scene-002.mp4"]
