@@ -377,7 +377,7 @@ def test_keep_going_reports_one_exit_status_per_video(cache, clip, tmp_path, cap
     assert main([*base, *inputs, "--keep-going"]) == 3  # the first failure's status
     captured = capsys.readouterr()
     rows = captured.out.split("Summary:")[1].strip().splitlines()
-    assert rows[0].startswith(" 4 videos, 2 done, 2 failed")
+    assert rows[0] == "4 videos, 2 done, 2 failed"
     assert [row.split()[0] for row in rows[2:]] == ["0", "3", "2", "0"]
     assert (
         "text.mp4 (not a video file" in captured.out
