@@ -9,6 +9,7 @@ CLIP state dict is loaded with ``weights_only=True`` and its keys verified.
 from __future__ import annotations
 
 import logging
+import pickle
 import warnings
 from pathlib import Path
 
@@ -42,17 +43,47 @@ def _create(open_clip, model_name: str, pretrained: str | None, quick_gelu: bool
 
 
 def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
-    """(state dict, is_openai_format); OpenAI's own dicts carry ``input_resolution``."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    """(state dict, is_openai_format); OpenAI's own dicts carry ``input_resolution``.
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+    The file's content, not its suffix, picks the reader: safetensors, or torch.load with
+    ``weights_only=True`` (tensors and plain containers only; nothing else is unpickled).
+    """
+    from .checkpoint import SAFETENSORS, TORCHSCRIPT, UNKNOWN, one_line, weights_file_kind
+
+    kind = weights_file_kind(path)
+    if kind == TORCHSCRIPT:
+        raise InputError(
+            "is a TorchScript archive (e.g. OpenAI's original JIT ViT-B-32.pt), which sseg does "
+            "not load because it holds code; use open_clip's ViT-B-32 weights "
+            "(open_clip_pytorch_model.bin or .safetensors) or a plain state dict",
+            path,
+        )
+    if kind == UNKNOWN:
+        raise InputError(
+            "cannot read CLIP checkpoint: not a safetensors, torch.save or pickle file "
+            "(unrecognised or truncated)",
+            path,
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols
+            if kind == SAFETENSORS:
+                from safetensors.torch import load_file
+
+                state = load_file(str(path))
+            else:  # a file object: torch.load would pick its reader by the name's suffix
+                with open(path, "rb") as handle:
+                    state = torch.load(handle, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise InputError(
+            "cannot read CLIP checkpoint: it holds pickled Python objects besides tensors "
+            "(e.g. a whole model, optimizer state or training arguments), which sseg never "
+            "unpickles; give a file holding only the state dict (tensors), or .safetensors",
+            path,
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input problem
         raise InputError(
-            f"cannot read CLIP checkpoint ({type(exc).__name__}: {exc})", path
+            f"cannot read CLIP checkpoint ({type(exc).__name__}: {one_line(exc)})", path
         ) from exc
     for key in _WRAPPER_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):

@@ -183,6 +183,7 @@ def segment(
     batch_size: int = 64,
     precision: str = "fp32",
     quiet: bool = True,
+    loaded_model: tuple[Any, str] | None = None,
 ) -> SegmentationResult:
     """Segment the video at ``path`` into scenes.
 
@@ -197,6 +198,8 @@ def segment(
             seeded random init; needed unless the model names its backbone (the
             demo model does).
         device: ``auto``, ``cpu`` or ``cuda``; precision ``fp32``/``fp16``/``bf16``.
+        loaded_model: ``(SceneModel, name)`` from :func:`load_scene_model`, used instead
+            of loading ``model`` again (many videos, one load).
     """
     from .keyframe_features import encode_video_keyframes, resolve_device, resolve_precision
     from .scenes import group_scenes
@@ -218,7 +221,7 @@ def segment(
     video = open_video(path)
     start_frame, end_frame = frame_range(video.info, start, end)
     tick = time.perf_counter()
-    scene_model, model_name = load_scene_model(model, device, quiet)
+    scene_model, model_name = loaded_model or load_scene_model(model, device, quiet)
     meta = scene_model.meta
     seed = None
     if clip_weights == "random":  # load_clip's seeded random init, as `sseg extract` uses

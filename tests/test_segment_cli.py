@@ -71,6 +71,7 @@ def test_segment_writes_requested_formats(cache, clip, tmp_path, capsys):
         "two_scenes.report.html",
         "two_scenes.scenes.csv",
         "two_scenes.scenes.json",
+        "two_scenes.shots.csv",  # formats add up: the default set stays
     ]
     data = json.loads((out / "two_scenes.scenes.json").read_text())
     assert [s["start_frame"] for s in data["shots"]] == clip.shot_starts
@@ -101,7 +102,11 @@ def test_demo_flag_segments_the_real_clip(cache, tmp_path, capsys, monkeypatch):
     assert main(["segment", "--demo", "--detector", "content", "-q"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("bikes.mp4: 6 shots")
-    assert _files(tmp_path / "sseg_out") == ["bikes.scenes.csv", "bikes.scenes.json"]
+    assert _files(tmp_path / "sseg_out") == [
+        "bikes.scenes.csv",
+        "bikes.scenes.json",
+        "bikes.shots.csv",
+    ]
 
 
 def test_no_cut_and_one_frame_videos_give_one_scene(cache, tmp_path, capsys):
@@ -223,3 +228,191 @@ def test_gpu_segmentation_matches_cpu(cache, clip, precision):
     assert [s.start_frame for s in gpu.shots] == [s.start_frame for s in cpu.shots]
     tolerance = 1e-3 if precision == "fp32" else 5e-2
     np.testing.assert_allclose(gpu.probabilities, cpu.probabilities, atol=tolerance)
+
+
+# --- output checks before work, output selection, many inputs -------------------------
+
+
+def _no_work(monkeypatch):
+    """Make any model load or decode fail the test: the command must stop before them."""
+    import sseg.pipeline
+    import sseg.video
+
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("work started before the outputs were checked")
+
+    monkeypatch.setattr(sseg.pipeline, "load_scene_model", forbidden)
+    monkeypatch.setattr(sseg.pipeline, "segment", forbidden)
+    monkeypatch.setattr(sseg.video, "open_video", forbidden)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["-o", "{file}/out"], "cannot create the output folder: {file} is not a folder"),
+        (["-o", "{file}"], "output path exists and is not a folder"),
+        (["--split-filename", "x"], "--split-filename goes with --split-video"),
+        (["--copy"], "--copy goes with --split-video"),
+        (["--image-format", "png"], "--image-format goes with --save-images"),
+        (["--save-images", "--num-images", "2", "--image-filename", "$SCENE_NUMBER"], "same name"),
+        (["--save-images", "--num-images", "0"], "--num-images must be 1 or more"),
+        (["--num-images", "2"], "--num-images goes with --save-images"),
+        (
+            ["--name", "x", "-i", "{copy}"],
+            "--name gives one file name stem, but there are 2 inputs",
+        ),
+        (["{folder}"], "would write the same output files"),
+        (["{empty}"], "folder holds no video files"),
+        (["{missing}"], "missing.mp4: file not found"),
+    ],
+)
+def test_bad_outputs_and_inputs_stop_before_any_work(
+    clip, tmp_path, capsys, monkeypatch, extra, message
+):
+    note = tmp_path / "notes.txt"
+    note.write_text("not a folder")
+    folder = tmp_path / "more"
+    folder.mkdir()
+    (folder / "two_scenes.mkv").write_bytes(b"same stem as the clip")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "copy.mp4").write_bytes(b"")
+    names = {
+        "file": str(note),
+        "clip": str(clip.path),
+        "copy": str(tmp_path / "copy.mp4"),
+        "folder": str(folder),
+        "empty": str(tmp_path / "empty"),
+        "missing": str(tmp_path / "missing.mp4"),
+    }
+    extra = [arg.format(**names) for arg in extra]
+    if "-o" not in extra:
+        extra += ["-o", str(tmp_path / "out")]
+    _no_work(monkeypatch)
+    assert main(["segment", str(clip.path), *extra, "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("sseg segment: error:")
+    assert message.format(**names) in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_split_template_problems_stop_before_any_work(clip, tmp_path, capsys, monkeypatch):
+    _no_work(monkeypatch)
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/ffmpeg")
+    argv = ["segment", str(clip.path), "-o", str(tmp_path / "o"), "--split-video"]
+    assert main([*argv, "--split-filename", "$VIDEO_NAME-$SCENE"]) == 2
+    assert "unknown variable $SCENE" in capsys.readouterr().err
+    assert main([*argv, "--split-filename", "$SCENE_NUMBER.webm"]) == 2
+    assert "re-encoded clips are H.264/AAC" in capsys.readouterr().err
+    (tmp_path / "o" / "two_scenes.scenes.json").mkdir(parents=True)
+    assert main(argv) == 2
+    assert "two_scenes.scenes.json: an output file would replace" in capsys.readouterr().err
+
+
+def _plan(argv: list[str]):
+    from sseg.cli import build_parser
+    from sseg.commands import segment
+
+    args = build_parser().parse_args(["segment", *argv])
+    return segment._output_plan(args, segment._jobs(args))
+
+
+def test_formats_add_up_and_the_default_set_is_in_help(clip, tmp_path, capsys):
+    out = ["-o", str(tmp_path / "o")]
+    assert _plan([str(clip.path), *out]).formats == ("json", "csv", "shot_csv")
+    assert _plan([str(clip.path), *out, "--html", "--edl"]).formats == (
+        "json",
+        "csv",
+        "shot_csv",
+        "edl",
+        "html",
+    )
+    only = _plan([str(clip.path), *out, "--html", "--no-default-formats", "--csv"])
+    assert only.formats == ("csv", "html")
+    assert _plan([str(clip.path), *out, "--no-default-formats"]).formats == ()
+    with pytest.raises(SystemExit):
+        main(["segment", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the default set (JSON, scene CSV, shot CSV) is always written" in text
+    assert "--no-default-formats" in text and "--keep-going" in text
+
+
+def test_many_inputs_load_the_model_once_and_print_a_summary(
+    cache, clip, tmp_path, capsys, monkeypatch
+):
+    import sseg.pipeline
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_video(folder / "b.mp4", [[6, 5]], fps=10, seed=2)
+    write_video(folder / "c.mkv", [[7]], fps=10, seed=3)
+    (folder / "notes.txt").write_text("not a video, not an input")
+    loads = []
+    real = sseg.pipeline.load_scene_model
+    monkeypatch.setattr(
+        sseg.pipeline, "load_scene_model", lambda *a, **k: loads.append(a) or real(*a, **k)
+    )
+    out = tmp_path / "out"
+    argv = ["segment", str(clip.path), str(folder), str(clip.path), "-o", str(out)]
+    assert main([*argv, "--detector", "content", "--min-shot-len", "3", "-q"]) == 0
+    assert len(loads) == 1
+    stdout = capsys.readouterr().out
+    assert "Summary: 3 videos, 3 done, 0 failed" in stdout
+    rows = stdout.split("Summary:")[1].strip().splitlines()[2:]
+    assert [row.split()[0] for row in rows] == ["0", "0", "0"]
+    assert [row.split()[1] for row in rows] == ["4", "2", "1"]  # shots per video
+    assert _files(out) == sorted(
+        f"{stem}.{end}"
+        for stem in ("two_scenes", "b", "c")
+        for end in ("scenes.json", "scenes.csv", "shots.csv")
+    )
+
+
+def test_keep_going_reports_one_exit_status_per_video(cache, clip, tmp_path, capsys):
+    bad = _write(tmp_path / "text.mp4", b"hello, not a video\n" * 10)
+    missing = tmp_path / "missing.mp4"
+    second = write_video(tmp_path / "second.mp4", [[6]], fps=10, seed=4)
+    out = tmp_path / "out"
+    base = ["segment", "-o", str(out), "--detector", "content", "--min-shot-len", "3", "-q"]
+    inputs = [str(clip.path), str(bad), str(missing), str(second.path)]
+    assert main([*base, *inputs, "--keep-going"]) == 3  # the first failure's status
+    captured = capsys.readouterr()
+    rows = captured.out.split("Summary:")[1].strip().splitlines()
+    assert rows[0] == "4 videos, 2 done, 2 failed"
+    assert [row.split()[0] for row in rows[2:]] == ["0", "3", "2", "0"]
+    assert (
+        "text.mp4 (not a video file" in captured.out
+        and "missing.mp4 (file not found)" in captured.out
+    )
+    assert captured.err.count("sseg segment: error:") == 2
+    assert "second.scenes.json" in _files(out) and "text.scenes.json" not in _files(out)
+    # without --keep-going: stop at the first failure, the rest not run
+    out2 = tmp_path / "out2"
+    argv = [*base[:1], "-o", str(out2), *base[3:], str(bad), str(second.path)]
+    assert main(argv) == 3
+    captured = capsys.readouterr()
+    assert "1 failed, 1 not run" in captured.out
+    assert captured.err.strip().startswith("sseg segment: error:") and "text.mp4" in captured.err
+    assert "second.scenes.json" not in _files(out2)
+
+
+@pytest.mark.skipif(__import__("shutil").which("ffmpeg") is None, reason="needs ffmpeg")
+def test_save_images_and_stream_copy_clips_end_to_end(cache, clip, tmp_path, capsys):
+    import av
+
+    out = tmp_path / "out"
+    argv = [
+        "segment", str(clip.path), "-o", str(out), "--detector", "content",
+        "--min-shot-len", "3", "-q", "--threshold", "0", "--save-images", "--num-images", "2",
+        "--split-video", "--copy", "--split-filename", "$VIDEO_NAME-clip-$SCENE_NUMBER",
+        "--no-default-formats", "--shot-csv",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    files = _files(out)
+    clips = [f for f in files if "-clip-" in f]
+    assert clips == [f"two_scenes-clip-00{i}.mp4" for i in (1, 2, 3, 4)]  # threshold 0: 4
+    assert len([f for f in files if f.endswith(".jpg")]) == 8  # 2 per scene
+    assert "two_scenes.shots.csv" in files and "two_scenes.scenes.json" not in files
+    with av.open(str(out / clips[0])) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert sum(1 for _ in container.decode(video=0)) >= 1
+    capsys.readouterr()

@@ -4,6 +4,7 @@ Each format module defines ``SUFFIX`` (file name ending) and
 ``render(result) -> str | bytes``. All files are rendered in memory first and
 then written atomically; if any write fails, files written by that call are
 removed again, so a failed run leaves no partial output behind.
+:mod:`sseg.outputs.paths` checks output paths before any work starts.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("json", "csv", "edl", "vtt", "ffmetadata", "html")
-DEFAULT_FORMATS = ("json", "csv")
+FORMATS = ("json", "csv", "shot_csv", "edl", "vtt", "ffmetadata", "html")
+# written unless turned off; every other format is added on top of these
+DEFAULT_FORMATS = ("json", "csv", "shot_csv")
 
 
 def format_module(name: str):

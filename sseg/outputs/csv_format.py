@@ -1,14 +1,16 @@
-"""CSV in PySceneDetect's ``list-scenes`` column style.
+"""Scene list CSV in PySceneDetect's ``list-scenes`` layout (as with ``--skip-cuts``).
 
 As in PySceneDetect, ``Start Frame`` is 1-based and ``End Frame`` is the
 1-based number of the scene's last frame; times are the scene's start and
-(exclusive) end in seconds.
+(exclusive) end in seconds. :func:`render_spans` writes the same layout for any
+list of spans (the shot list uses it too).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from typing import Any
 
 from ..timecode import format_timecode
@@ -28,24 +30,33 @@ COLUMNS = (
 )
 
 
-def render(result: Any) -> str:
-    """CSV text with a header row and one row per scene."""
+def render_spans(spans: Iterable[Any]) -> str:
+    """CSV text with a header row and one numbered row per span.
+
+    A span has ``start_frame``, ``end_frame`` (exclusive), ``start_time`` and ``end_time``.
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for scene in result.scenes:
+    for number, span in enumerate(spans, start=1):
+        duration = span.end_time - span.start_time
         writer.writerow(
             [
-                scene.index + 1,
-                scene.start_frame + 1,
-                format_timecode(scene.start_time),
-                f"{scene.start_time:.3f}",
-                scene.end_frame,
-                format_timecode(scene.end_time),
-                f"{scene.end_time:.3f}",
-                scene.num_frames,
-                format_timecode(scene.duration),
-                f"{scene.duration:.3f}",
+                number,
+                span.start_frame + 1,
+                format_timecode(span.start_time),
+                f"{span.start_time:.3f}",
+                span.end_frame,
+                format_timecode(span.end_time),
+                f"{span.end_time:.3f}",
+                span.end_frame - span.start_frame,
+                format_timecode(duration),
+                f"{duration:.3f}",
             ]
         )
     return out.getvalue()
+
+
+def render(result: Any) -> str:
+    """CSV text with a header row and one row per scene."""
+    return render_spans(result.scenes)
