@@ -48,8 +48,13 @@ def _config(bm: int, bk: int, warps: int, waves: int = 0) -> triton.Config:
 # (BLOCK_M rows, BLOCK_K feature chunk, warps, WAVES = programs per SM of a persistent grid
 # or 0 for one program per row block). The interpreter gets one small config whose 2-program
 # persistent grid and 32-wide chunks exercise both loops.
+# SSEG_AUTOTUNE=quick (bench/gpu_run.sh's tests): one config per kernel, no tuning.
+_QUICK = os.environ.get("SSEG_AUTOTUNE", "full") == "quick"
 if _INTERPRET:
     _FORWARD_CONFIGS = _BACKWARD_CONFIGS = [_config(16, 32, 4, waves=2)]
+elif _QUICK:
+    _FORWARD_CONFIGS = [_config(64, 64, 4, waves=4)]
+    _BACKWARD_CONFIGS = [_config(64, 64, 8)]
 else:
     _FORWARD_CONFIGS = [
         _config(bm, bk, w, wv)
@@ -482,6 +487,18 @@ def ag_residual(
     else:
         out = ag_residual_reference(rows, g, gw, phi, temperature)
     return out.reshape(shape)
+
+
+def ag_residual_shot_mean(
+    v: torch.Tensor,
+    g: torch.Tensor,
+    w: torch.Tensor,
+    phi: str = "identity",
+    temperature: float = 1.0,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Mean over the keyframe axis of :func:`ag_residual`: v (..., K, D) -> (..., D)."""
+    return ag_residual(v, g, w, phi, temperature, backend).mean(dim=-2)
 
 
 class AGResidual(nn.Module):
