@@ -16,7 +16,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, save_checkpoint
 from .context import BoundaryModel, ContextConfig, predict_boundaries
 from .errors import InputError
-from .kernels import AGResidual
+from .kernels import AGResidual, feature_dtype
 
 FORMAT = "sseg.scene_model.v1"
 
@@ -42,7 +42,7 @@ class SceneModel(nn.Module):
 
     def shot_features(self, keyframes: torch.Tensor) -> torch.Tensor:
         """(..., K, D) keyframe features -> (..., D) genre-enriched shot features."""
-        return self.genre_residual(keyframes.float()).mean(dim=-2)
+        return self.genre_residual.shot_mean(keyframes.to(feature_dtype(keyframes)))
 
     def forward(self, keyframes: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """(B, W, K, D) windows of keyframe features -> (B,) centre-shot logits."""
