@@ -4,7 +4,8 @@
   always built.
 * ``sseg._dtw_cuda``: the same search as a CUDA kernel. ``SSEG_BUILD_CUDA`` decides:
   unset or ``auto`` builds it when ``nvcc`` is found and the installed torch has CUDA
-  (so a plain ``pip install --no-build-isolation -e .`` on a GPU machine gets it);
+  (in an isolated build, which has no torch: when an NVIDIA driver is loaded), so a
+  plain ``pip install -e .`` on a GPU machine gets it;
   ``1`` requires it (error without nvcc); ``0`` never builds it (the escape hatch).
   It takes raw device pointers and a stream handle, so it needs no torch headers.
   ``SSEG_CUDA_ARCH`` overrides the nvcc ``-gencode`` flags (default sm_80 + sm_90, plus
@@ -82,11 +83,12 @@ def find_nvcc() -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
-def _torch_has_cuda() -> bool:
+def _cuda_machine() -> bool:
+    """The installed torch has CUDA; in an isolated build (no torch), an NVIDIA driver."""
     try:
         import torch
-    except ImportError:  # isolated build: no torch, so no CUDA build by default
-        return False
+    except ImportError:
+        return Path("/proc/driver/nvidia/version").exists()
     return torch.version.cuda is not None
 
 
@@ -101,7 +103,7 @@ def build_cuda_requested() -> bool:
         return True
     if flag != "auto":
         raise SystemExit(f"SSEG_BUILD_CUDA must be 0, 1 or auto, got {flag!r}")
-    return find_nvcc() is not None and _torch_has_cuda()
+    return find_nvcc() is not None and _cuda_machine()
 
 
 class BuildExtWithCuda(_base_build_ext):

@@ -52,6 +52,22 @@ def test_cuda_extension_is_built_when_torch_has_cuda_and_nvcc_is_present(
     assert ("sseg._dtw_cuda" in names) == cuda_built
 
 
+def test_an_isolated_build_without_torch_needs_a_driver(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):  # `import torch` fails, as in an isolated build
+        if name == "torch":
+            raise ImportError("no torch in the build environment")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    names = _extensions(monkeypatch, None, True, None, tmp_path)
+    has_driver = Path("/proc/driver/nvidia/version").exists()
+    assert ("sseg._dtw_cuda" in names) == has_driver
+
+
 def test_forcing_cuda_without_nvcc_or_with_a_bad_flag_fails_clearly(monkeypatch, tmp_path):
     with pytest.raises(SystemExit, match="nvcc was not found"):
         _extensions(monkeypatch, "1", False, "13.0", tmp_path)
