@@ -195,3 +195,92 @@ def test_pseudo_boundary_throughput(benchmark, length, batch, k, mode, impl):
         {"L": length, "B": batch, "K": k, "mode": mode, "impl": impl, "seconds": seconds,
          "gbps": gbps}
     )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Script mode (bench/gpu_run.sh): the compiled op vs the reference, eager and compiled.
+
+    ``python bench/bench_dtw.py [--quick] [--out DIR]`` writes ``<device>-dtw-op.md`` row by
+    row: L = 17, D = 512, K in {2, 4}, both modes, B = 65536 (``--quick``: B = 64). Bytes per
+    call = x read once (B L D 4); % peak against the copy bandwidth of the same run.
+    """
+    import argparse
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import benchlib
+
+    from sseg.ops.pseudo_boundary_reference import reference_impl
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny batch (dry run)")
+    parser.add_argument("--out", default=None, help="results folder")
+    parser.add_argument("--batch", type=int, default=None)
+    args = parser.parse_args(argv)
+    batch = args.batch or (64 if args.quick else 65536)
+    length = 17
+    peak = benchlib.peak_bandwidth()
+    table = benchlib.ProgressiveTable(
+        benchlib.results_dir(args.out) / f"{benchlib.device_slug()}-dtw-op.md",
+        f"Pseudo-boundary search on {benchlib.device_name()}",
+        [
+            benchlib.environment_line(),
+            f"B = {batch} sequences, L = {length}, D = {D}, float32. `op` = "
+            "`sseg.ops.pseudo_boundaries` (CUDA kernel on a GPU, C++ on a CPU); `eager` = the "
+            "vectorised PyTorch reference; `compile` = the reference under torch.compile. "
+            "`read` = `x.sum()`, one streaming pass. " + benchlib.bandwidth_line(peak),
+        ],
+        ["K", "mode", "impl", "median ms", "seq/s", "GB/s", "% peak", "x eager", "x compile"],
+    )
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, length, D, generator=gen).to(DEVICE)
+    order = torch.rand(batch, length, generator=gen).argsort(dim=1)
+    lengths = torch.full((batch,), length, dtype=torch.int64, device=DEVICE)
+    moved = x.numel() * 4
+    median, _ = benchlib.time_call(lambda: x.sum())
+    table.add(
+        "-",
+        "-",
+        "read",
+        f"{median * 1e3:.3f}",
+        f"{batch / median:,.0f}",
+        f"{moved / median / 1e9:.1f}",
+        f"{100 * moved / median / peak:.0f}",
+        "-",
+        "-",
+    )
+    compiled = torch.compile(reference_impl, dynamic=False)
+    for k in KS:
+        anchors = order[:, :k].sort(dim=1).values.contiguous().to(DEVICE)
+        for mode in MODES:
+            code = 1 if mode == "mean" else 0
+            steps = {
+                "eager": lambda a=anchors, c=code: reference_impl(x, a, lengths, c),
+                "op": lambda a=anchors, m=mode: pseudo_boundaries(x, a, lengths, m),
+                "compile": lambda a=anchors, c=code: compiled(x, a, lengths, c),
+            }
+            seconds: dict[str, float] = {}
+            rows: dict[str, int] = {}
+            for impl, step in steps.items():
+                try:
+                    median, _ = benchlib.time_call(step)
+                except Exception as exc:  # noqa: BLE001 - report and go on
+                    table.note(
+                        f"K={k} {mode} / {impl}: not measured ({type(exc).__name__}: {exc})"[:300]
+                    )
+                    continue
+                seconds[impl] = median
+                rows[impl] = table.add(
+                    k, mode, impl, f"{median * 1e3:.3f}", f"{batch / median:,.0f}",
+                    f"{moved / median / 1e9:.1f}", f"{100 * moved / median / peak:.0f}",
+                    benchlib.ratio(seconds.get("eager"), median), "-",
+                )  # fmt: skip
+            if "compile" in seconds:
+                for impl, row in rows.items():
+                    table.set(row, "x compile", benchlib.ratio(seconds["compile"], seconds[impl]))
+    print(table.text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,7 +10,7 @@ sequences/s for each and the ratio (target: cached >= 50x cheaper per sequence o
 Run::
 
     pytest bench/bench_pretrain.py --benchmark-enable      # pytest-benchmark tables
-    python bench/bench_pretrain.py                         # writes bench/results/<dev>-pretrain.md
+    python bench/bench_pretrain.py [--quick] [--out DIR]   # writes bench/results/<dev>-pretrain.md
 
 Environment: ``SSEG_BENCH_THREADS`` (torch threads, default 1 on CPU: on a small shared
 machine more threads than free cores make OpenMP thrash), ``SSEG_BENCH_BATCH`` (cached
@@ -19,8 +19,9 @@ batch, default 32), ``SSEG_BENCH_VIT_BATCH`` (ViT-side sequences per step, defau
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -29,7 +30,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from sseg.atomic import atomic_write_text
 from sseg.features import FeatureStore
 from sseg.pretrain import PretrainBatch, WindowBatcher, build_objective, load_genre_bank
 from sseg.pretrain_config import PretrainConfig
@@ -46,7 +46,7 @@ WINDOW, ANCHORS = 17, 3
 class Setup:
     """A synthetic store, the default-size objective, an optimizer and a random ViT."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, batch: int = BATCH, vit: bool = True):
         if THREADS:
             torch.set_num_threads(THREADS)
         write_synthetic_store(root / "store", 40, shots=(100, 200), dim=512, seed=0)
@@ -56,26 +56,32 @@ class Setup:
         self.objective = build_objective(cfg, self.store, genres).to(DEVICE)
         self.optimizer = torch.optim.AdamW(self.objective.parameters(), lr=1e-4)
         videos = [self.store.load(v) for v in self.store.video_ids]
-        self.batcher = WindowBatcher(videos, WINDOW, ANCHORS, "idw", BATCH, 0, device=DEVICE)
+        self.batcher = WindowBatcher(videos, WINDOW, ANCHORS, "idw", batch, 0, device=DEVICE)
         self.vit_batcher = WindowBatcher(
             videos, WINDOW, ANCHORS, "idw", VIT_BATCH, 0, device=DEVICE
         )
+        self.step = 0
+        self.vit = None
+        if vit:
+            self.load_vit()
+
+    def load_vit(self) -> None:
+        """The random-init frozen CLIP ViT-B/32 (needs open_clip)."""
         from sseg.clip_backbone import load_clip
 
         self.vit, _, _ = load_clip(None, device=DEVICE)
-        self.step = 0
 
-    def train_step(self, batch: PretrainBatch) -> float:
-        loss, _ = self.objective(batch)
+    def train_step(self, batch: PretrainBatch, objective=None) -> float:
+        loss, _ = (objective or self.objective)(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return loss.item()
 
-    def cached_step(self) -> float:
-        """One step on cached features."""
+    def cached_step(self, objective=None) -> float:
+        """One step on cached features (``objective``: e.g. a compiled one)."""
         self.step += 1
-        return self.train_step(self.batcher(self.step, 0))
+        return self.train_step(self.batcher(self.step, 0), objective)
 
     def vit_step(self) -> float:
         """One step that first re-encodes every keyframe of the windows with the ViT."""
@@ -123,46 +129,100 @@ def _time(fn, rounds: int, warmup: int) -> list[float]:
     return out
 
 
-def main() -> None:
-    """Measure both and write ``bench/results/<device>-pretrain.md``."""
+def _median(times: list[float]) -> float:
+    return sorted(times)[len(times) // 2]
+
+
+@contextlib.contextmanager
+def _ag_backend(name: str | None):
+    """Force the AG-Residual backend (``SSEG_AG_BACKEND``) for a block."""
+    before = os.environ.get("SSEG_AG_BACKEND")
+    if name:
+        os.environ["SSEG_AG_BACKEND"] = name
+    try:
+        yield
+    finally:
+        os.environ.pop("SSEG_AG_BACKEND", None)
+        if before is not None:
+            os.environ["SSEG_AG_BACKEND"] = before
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the step per implementation and write ``<out>/<device>-pretrain.md``.
+
+    Rows: the cached-feature step with the PyTorch reference AG-Residual (``eager``), the
+    Triton kernels (GPU), the whole objective under ``torch.compile``, and (where open_clip
+    is installed) the step that re-runs the frozen ViT. On a GPU every step runs under bf16
+    autocast like ``sseg pretrain``. ``--quick``: a small batch and few rounds (dry run).
+    """
+    import argparse
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import benchlib
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small batch, few rounds")
+    parser.add_argument("--out", default=None, help="results folder")
+    args = parser.parse_args(argv)
+    batch = 8 if args.quick else BATCH
+    rounds, warmup = (2, 1) if args.quick else (20, 3)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if CUDA else contextlib.nullcontext()
+    table = benchlib.ProgressiveTable(
+        benchlib.results_dir(args.out) / f"{benchlib.device_slug()}-pretrain.md",
+        f"Pre-training step on {benchlib.device_name()}",
+        [
+            benchlib.environment_line(),
+            f"One step = AG-Residual + keyframe mean + pseudo-boundary search + context model "
+            f"(hidden 768, 8 heads, 2 layers) + L_con + L_pb, backward, AdamW; windows of "
+            f"{WINDOW} shots x 3 keyframes, {ANCHORS} anchors, batch {batch}"
+            + (", bf16 autocast." if CUDA else ", float32.")
+            + f" Median of {rounds} steps after {warmup} warm-up steps. `eager` = PyTorch "
+            "reference AG-Residual, `triton` = fused kernels, `compile` = the objective under "
+            "torch.compile (reference AG-Residual on CPU, kernels on GPU).",
+        ],
+        ["step", "impl", "sequences/step", "ms/step", "sequences/s", "x eager", "x compile"],
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        s = Setup(Path(tmp))
-        cached = sorted(_time(s.cached_step, rounds=20, warmup=3))
-        vit = sorted(_time(s.vit_step, rounds=3, warmup=1))
-    cached_med, vit_med = cached[len(cached) // 2], vit[len(vit) // 2]
-    cached_rate, vit_rate = BATCH / cached_med, VIT_BATCH / vit_med
-    ratio = cached_rate / vit_rate
-    if CUDA:
-        device = torch.cuda.get_device_name()
-    else:
-        device = f"{os.cpu_count()}-core CPU ({platform.processor() or platform.machine()})"
-    rows = [
-        ("cached features", BATCH, cached_med, cached_rate),
-        ("frozen ViT-B/32 re-run every step", VIT_BATCH, vit_med, vit_rate),
-    ]
-    table = "\n".join(f"| {name} | {b} | {t * 1000:.1f} | {r:.2f} |" for name, b, t, r in rows)
-    text = f"""# Pre-training step: cached features vs re-running the frozen backbone
-
-Device: {device}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s),
-Python {sys.version.split()[0]}. Generated by `python bench/bench_pretrain.py`.
-
-One step = pseudo-boundary search + context model (hidden 768, 8 heads, 2 layers) +
-L_con + L_pb, backward, AdamW, on windows of {WINDOW} shots x 3 keyframes, {ANCHORS} anchors.
-The ViT side additionally encodes all {WINDOW * 3} keyframe images of each sequence with a
-random-init CLIP ViT-B/32 (no grad) before the step (random pixels: same compute as real
-keyframes). Median of 20 (cached) / 3 (ViT) steps; on a shared machine absolute times vary,
-the ratio is the stable figure.
-
-| step | sequences/step | ms/step (median) | sequences/s |
-|---|---:|---:|---:|
-{table}
-
-**Cached features are {ratio:.0f}x cheaper per sequence** (target >= 50x).
-"""
-    out = Path(__file__).parent / "results" / f"{'gpu' if CUDA else 'cpu'}-pretrain.md"
-    atomic_write_text(out, text)
-    print(text)
+        s = Setup(Path(tmp), batch=batch, vit=False)
+        impls = [("eager", "reference", s.objective), ("triton", "triton", s.objective)]
+        impls = impls if CUDA else impls[:1]
+        impls.append(("compile", None, torch.compile(s.objective)))
+        seconds: dict[str, float] = {}
+        rows: dict[str, int] = {}
+        for impl, backend, objective in impls:
+            with _ag_backend(backend), amp:
+                try:
+                    t = _median(_time(lambda o=objective: s.cached_step(o), rounds, warmup))
+                except Exception as exc:  # noqa: BLE001 - report and go on
+                    table.note(f"{impl}: not measured ({type(exc).__name__}: {exc})"[:300])
+                    continue
+            seconds[impl] = t
+            rows[impl] = table.add(
+                "cached features", impl, batch, f"{t * 1e3:.1f}", f"{batch / t:,.1f}",
+                benchlib.ratio(seconds.get("eager"), t), "-",
+            )  # fmt: skip
+        if "compile" in seconds:
+            for impl, row in rows.items():
+                table.set(row, "x compile", benchlib.ratio(seconds["compile"], seconds[impl]))
+        if importlib.util.find_spec("open_clip") is None:
+            table.note("The frozen-ViT step is not measured: open_clip is not installed.")
+        else:
+            s.load_vit()
+            with amp:
+                vit = _median(_time(s.vit_step, rounds=3 if not args.quick else 1, warmup=1))
+            table.add(
+                "frozen ViT-B/32 re-run every step", "eager", VIT_BATCH, f"{vit * 1e3:.1f}",
+                f"{VIT_BATCH / vit:,.2f}", "-", "-",
+            )  # fmt: skip
+            if "eager" in seconds:
+                per_seq = (batch / seconds["eager"]) / (VIT_BATCH / vit)
+                table.note(
+                    f"**Cached features are {per_seq:.0f}x cheaper per sequence** than "
+                    "re-running the ViT (eager rows; target >= 50x)."
+                )
+    print(table.text())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -30,8 +30,8 @@ void check_shape(int64_t batch, int64_t length, int64_t dim, int64_t k, int mode
   if (length < 1 || length > sseg::kMaxLength) throw std::invalid_argument("L must be in [1, 1024]");
   if (dim < 1) throw std::invalid_argument("D must be >= 1");
   if (k < 2 || k > sseg::kMaxAnchors) throw std::invalid_argument("K must be in [2, 16]");
-  if (mode != sseg::kModeSum && mode != sseg::kModeMean)
-    throw std::invalid_argument("mode must be 0 (sum) or 1 (mean)");
+  if (mode != sseg::kModeSum && mode != sseg::kModeMean && mode != sseg::kModeMeanOthers)
+    throw std::invalid_argument("mode must be 0 (sum), 1 (mean) or 2 (mean_others)");
 }
 
 int64_t workspace_bytes(int64_t batch, int64_t length, int64_t k) {

@@ -1,81 +1,197 @@
 """AG-Residual genre prior, fused in Triton: out = V + phi(cos(V, G)) @ (G @ W).
 
-Layout (Liger-Kernel style, one file per op):
+Layout (Liger-Kernel style, one file per op; the PyTorch reference is ``ag_residual_ref.py``):
 
-* ``_ag_residual_forward_kernel``: programs take blocks of ``BLOCK_M`` token rows (one
-  block each, or a persistent loop; autotuned). Pass 1 over ``BLOCK_K`` feature chunks
-  accumulates |V| and V @ G^T on the tensor cores; A = phi(cos) stays in registers; pass 2
-  writes out = V + A @ GW chunk by chunk. V comes from DRAM once (pass 2 re-reads the row
-  block just read, from L1/L2) and out is written once. G (N_g <= 32 genres) is
-  normalised in-kernel and padded to 32 rows by masking. Chunking keeps on-chip memory
-  small for any D and dtype (a whole-row tile of fp32 D=512 needs > 228 KB of shared
-  memory on sm_90).
-* ``_ag_residual_backward_kernel``: a persistent grid; each program walks row blocks with
-  the same two passes (pass 1 also forms dA = dOut @ GW^T; pass 2 writes dV) and adds
-  A^T dOut into its own (N_g, D) fp32 slice of a partial buffer (L2-resident, no atomics);
-  the launcher sums the slices (dW = G^T d(GW) follows by autograd).
+* ``_ag_residual_forward_kernel``: programs take blocks of ``BLOCK_M`` output rows (one
+  block each, or a persistent loop; autotuned). An output row is one token row (K = 1) or
+  the mean over a shot's K keyframe rows (K = 3: the fused per-shot mean). Pass 1 over
+  ``BLOCK_K`` feature chunks accumulates |V| and V @ G^T on the tensor cores for each of
+  the K rows and sums A = phi(cos) in registers; pass 2 writes
+  out = mean_k V_k + (mean_k A_k) @ GW chunk by chunk. V comes from DRAM once (pass 2
+  re-reads the row block just read, from L1/L2) and only the (N, D) output is written.
+* ``_ag_residual_backward_kernel``: a persistent grid; per row block dA = dOut @ GW^T / K,
+  then per keyframe the affinity pass and, only when V needs a gradient (``NEED_DV``),
+  the dV pass; finally A_mean^T dOut is added into the program's own (N_g, D) fp32 slice
+  of a partial buffer (L2-resident, no atomics) that the launcher sums (dW = G^T d(GW)
+  follows by autograd). Without dV the backward reads V and dOut and writes nothing
+  large: 2 passes over the data instead of 3.
+* The genre mask is a (N_g,) 1/0 vector read by the kernels (masked genres get A = 0, or
+  leave the softmax), so G keeps its shape: no recompilation per mask and no
+  data-dependent shapes under ``torch.compile(fullgraph=True)``.
+* Autotuning is keyed on D, K, phi, NEED_DV, the dtypes and a power-of-4 bucket of the
+  row count. Configs whose shared memory (:func:`shared_memory_estimate`, an upper bound
+  that ``compile_check`` compares with ptxas) exceeds the device's per-block limit are
+  pruned, and a persistent grid holds as many programs per SM as the config's shared
+  memory and warps allow (capped by its ``WAVES``). ``SSEG_AUTOTUNE=quick`` keeps one
+  config per kernel (short test runs).
 * launchers ``ag_residual_forward`` / ``ag_residual_backward``; ``AGResidualFunction``
-  (``torch.autograd.Function``); the custom op ``torch.ops.sseg.ag_residual`` (with
-  ``register_fake`` + ``register_autograd``, so it works under ``torch.compile``);
-  :func:`ag_residual` (dispatch) and the :class:`AGResidual` module.
+  (``torch.autograd.Function``); the custom ops ``torch.ops.sseg.ag_residual`` /
+  ``sseg::ag_residual_backward`` (``register_fake`` + ``register_autograd``, so they work
+  under ``torch.compile``); :func:`ag_residual`, :func:`ag_residual_shot_mean` (dispatch)
+  and the :class:`AGResidual` module.
 
-Dispatch: CUDA tensors use Triton, CPU tensors use the PyTorch reference
-(``ag_residual_ref.py``, also the test oracle). ``backend="triton"`` or the environment
-variable ``SSEG_AG_BACKEND=triton`` forces Triton (on CPU tensors it needs
+Dispatch: CUDA tensors use Triton, CPU tensors use the PyTorch reference.
+``backend="triton"`` or ``SSEG_AG_BACKEND=triton`` forces Triton (on CPU tensors it needs
 ``TRITON_INTERPRET=1``); ``backend="reference"`` forces the reference.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 from torch import nn
 
-from .ag_residual_ref import PHI_CHOICES, ag_residual_reference
+from .ag_residual_ref import (
+    PHI_CHOICES,
+    ag_residual_reference,
+    ag_residual_shot_mean_reference,
+    genre_on_from_mask,
+)
 
 NG_PAD = 32  # genre rows held per program; N_g must not exceed it
 BACKENDS = ("auto", "triton", "reference")
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+_QUICK = os.environ.get("SSEG_AUTOTUNE", "full") == "quick"
 
 
-def _config(bm: int, bk: int, warps: int, waves: int = 0) -> triton.Config:
-    return triton.Config({"BLOCK_M": bm, "BLOCK_K": bk, "WAVES": waves}, num_warps=warps)
+def _config(bm: int, bk: int, warps: int, stages: int, waves: int) -> triton.Config:
+    return triton.Config(
+        {"BLOCK_M": bm, "BLOCK_K": bk, "WAVES": waves}, num_warps=warps, num_stages=stages
+    )
 
 
-# (BLOCK_M rows, BLOCK_K feature chunk, warps, WAVES = programs per SM of a persistent grid
-# or 0 for one program per row block). The interpreter gets one small config whose 2-program
-# persistent grid and 32-wide chunks exercise both loops.
+# (BLOCK_M rows, BLOCK_K feature chunk, warps, pipeline stages, WAVES = at most this many
+# programs per SM in a persistent grid, 0 = one program per row block). The interpreter
+# gets one small config whose 2-program persistent grid and 32-wide chunks exercise every
+# loop; SSEG_AUTOTUNE=quick one config per kernel.
+FORWARD_CONFIGS = [
+    _config(32, 64, 4, 3, 8),
+    _config(64, 64, 4, 3, 4),
+    _config(64, 64, 4, 3, 0),
+    _config(64, 128, 8, 2, 2),
+    _config(128, 64, 8, 2, 2),
+    _config(128, 64, 8, 3, 0),
+]
+BACKWARD_CONFIGS = [
+    _config(32, 64, 4, 2, 8),
+    _config(64, 64, 4, 2, 4),
+    _config(64, 64, 8, 3, 2),
+    _config(64, 128, 8, 2, 2),
+    _config(128, 64, 8, 2, 1),
+]
 if _INTERPRET:
-    _FORWARD_CONFIGS = _BACKWARD_CONFIGS = [_config(16, 32, 4, waves=2)]
+    _FORWARD_CONFIGS = _BACKWARD_CONFIGS = [_config(16, 32, 4, 1, 2)]
+elif _QUICK:
+    _FORWARD_CONFIGS, _BACKWARD_CONFIGS = FORWARD_CONFIGS[1:2], BACKWARD_CONFIGS[1:2]
 else:
-    _FORWARD_CONFIGS = [
-        _config(bm, bk, w, wv)
-        for bm, bk, w in ((32, 64, 4), (64, 64, 4), (64, 128, 8), (128, 64, 8))
-        for wv in (0, 4)
-    ]
-    _BACKWARD_CONFIGS = [
-        _config(bm, bk, w) for bm, bk, w in ((32, 64, 4), (64, 64, 8), (64, 128, 8), (128, 64, 8))
-    ]
+    _FORWARD_CONFIGS, _BACKWARD_CONFIGS = FORWARD_CONFIGS, BACKWARD_CONFIGS
 
 
-def _num_sms(t: torch.Tensor) -> int:
-    """Streaming multiprocessors of t's GPU; 1 for CPU tensors (interpreter)."""
+def shared_memory_estimate(config: triton.Config, element_size: int, backward: bool) -> int:
+    """Upper bound of a config's shared memory in bytes (pipelined V tile + fp32 G tile per
+    stage; the backward streams two of each). ``compile_check`` checks it against ptxas."""
+    bm, bk = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_K"]
+    streams = 2 if backward else 1
+    return config.num_stages * streams * (bm * bk * element_size + NG_PAD * bk * 4)
+
+
+@dataclass(frozen=True)
+class DeviceLimits:
+    """What sizes a grid: SMs, shared memory per block / per SM, threads per SM."""
+
+    sms: int
+    shared_per_block: int
+    shared_per_sm: int
+    threads_per_sm: int
+
+
+# (per-block opt-in, per-SM) shared memory by compute capability, where torch does not say
+_SHARED_BY_CC = {(8, 0): (166912, 167936), (8, 6): (101376, 102400), (8, 9): (101376, 102400),
+                 (9, 0): (232448, 233472)}  # fmt: skip
+
+
+@functools.cache
+def _cuda_limits(index: int) -> DeviceLimits:
+    props = torch.cuda.get_device_properties(index)
+    per_block, per_sm = _SHARED_BY_CC.get((props.major, props.minor), (101376, 102400))
+    return DeviceLimits(
+        sms=props.multi_processor_count,
+        shared_per_block=getattr(props, "shared_memory_per_block_optin", 0) or per_block,
+        shared_per_sm=getattr(props, "shared_memory_per_multiprocessor", 0) or per_sm,
+        threads_per_sm=getattr(props, "max_threads_per_multi_processor", 0) or 2048,
+    )
+
+
+def device_limits(t: torch.Tensor) -> DeviceLimits:
+    """Limits of t's GPU; one roomy 'SM' for CPU tensors (interpreter)."""
     if t.is_cuda:
-        return torch.cuda.get_device_properties(t.device).multi_processor_count
-    return 1
+        return _cuda_limits(t.device.index if t.device.index is not None else 0)
+    return DeviceLimits(sms=1, shared_per_block=1 << 30, shared_per_sm=1 << 30, threads_per_sm=4096)
 
 
-def _grid(m: int, sms: int):
-    """Grid for the forward: every row block, or WAVES programs per SM looping over them."""
+def programs_per_sm(config: triton.Config, element_size: int, backward: bool, limits) -> int:
+    """Resident programs per SM for a persistent config: its WAVES, capped by shared memory
+    and threads per SM (at least 1)."""
+    shared = shared_memory_estimate(config, element_size, backward)
+    by_shared = limits.shared_per_sm // max(shared, 1)
+    by_threads = limits.threads_per_sm // (32 * config.num_warps)
+    return max(1, min(config.kwargs["WAVES"], by_shared, by_threads))
 
+
+def _fits(configs, element_size: int, backward: bool, limits: DeviceLimits):
+    fit = [
+        c
+        for c in configs
+        if shared_memory_estimate(c, element_size, backward) <= limits.shared_per_block
+    ]
+    return fit or [min(configs, key=lambda c: shared_memory_estimate(c, element_size, backward))]
+
+
+def _prune_forward(configs, nargs, **kwargs):
+    v = nargs["v_ptr"]
+    return _fits(configs, v.element_size(), False, device_limits(v))
+
+
+def _prune_backward(configs, nargs, **kwargs):
+    v = nargs["v_ptr"]
+    return _fits(configs, v.element_size(), True, device_limits(v))
+
+
+_CONFIG_BY_META = {
+    (False, *sorted(c.kwargs.items())): c for c in _FORWARD_CONFIGS
+} | {(True, *sorted(c.kwargs.items())): c for c in _BACKWARD_CONFIGS}
+# the grid finds a config by its (BLOCK_M, BLOCK_K, WAVES): they must be unique per kernel
+assert len(_CONFIG_BY_META) == len(_FORWARD_CONFIGS) + len(_BACKWARD_CONFIGS)
+
+
+def grid_size(config: triton.Config, rows: int, element_size: int, backward: bool, limits) -> int:
+    """Programs launched for ``rows`` output rows: every row block, or a persistent grid of
+    :func:`programs_per_sm` programs per SM (never more than there are row blocks)."""
+    blocks = triton.cdiv(rows, config.kwargs["BLOCK_M"])
+    if config.kwargs["WAVES"] == 0:
+        return blocks
+    return max(1, min(blocks, programs_per_sm(config, element_size, backward, limits) * limits.sms))
+
+
+def _grid(rows: int, element_size: int, backward: bool, limits: DeviceLimits):
     def grid(meta):
-        blocks = triton.cdiv(m, meta["BLOCK_M"])
-        return (blocks if meta["WAVES"] == 0 else max(1, min(blocks, meta["WAVES"] * sms)),)
+        key = (backward, *sorted((k, meta[k]) for k in ("BLOCK_K", "BLOCK_M", "WAVES")))
+        return (grid_size(_CONFIG_BY_META[key], rows, element_size, backward, limits),)
 
     return grid
+
+
+def row_bucket(rows: int) -> int:
+    """Autotune key for the row count: the next power of 4 (at least 16)."""
+    bucket = 16
+    while bucket < rows:
+        bucket *= 4
+    return bucket
 
 
 @triton.jit
@@ -92,79 +208,101 @@ def _genre_inv_norms(g_ptr, D, gcols, g_ok, NG_PAD: tl.constexpr, BLOCK_K: tl.co
 
 
 @triton.jit
-def _phi(s, gcols, inv_temp, N_G: tl.constexpr, SOFTMAX: tl.constexpr):
-    """phi over the genre axis of an fp32 (BLOCK_M, NG_PAD) tile; padded genres -> 0."""
+def _phi(s, g_on, inv_temp, SOFTMAX: tl.constexpr):
+    """phi over the genre axis of an fp32 (BLOCK_M, NG_PAD) tile; genres off (masked or
+    padding) -> 0."""
     if SOFTMAX:
-        s = tl.where((gcols < N_G)[None, :], s * inv_temp, float("-inf"))
+        s = tl.where(g_on[None, :], s * inv_temp, float("-inf"))
         e = tl.exp(s - tl.max(s, axis=1)[:, None])
         s = e / tl.sum(e, axis=1)[:, None]
+    else:
+        s = tl.where(g_on[None, :], s, 0.0)
     return s
 
 
-@triton.autotune(configs=_FORWARD_CONFIGS, key=["D", "N_G", "SOFTMAX"])
 @triton.jit
-def _ag_residual_forward_kernel(
-    v_ptr,
-    g_ptr,
-    gw_ptr,
-    out_ptr,
-    M,
-    D,
-    stride_v,
-    stride_out,
-    inv_temp,
-    N_G: tl.constexpr,
+def _affinity(
+    v_ptr, g_ptr, vrows64, row_ok, stride_v, D, gcols, g_ok, g_on, g_inv, inv_temp,
+    SOFTMAX: tl.constexpr, PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr,
     NG_PAD: tl.constexpr,
-    SOFTMAX: tl.constexpr,
-    PREC: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    WAVES: tl.constexpr,
-):
+):  # fmt: skip
+    """One pass over V's rows ``vrows64`` in feature chunks: (A = phi(cos), cos, |V|)."""
+    dt = v_ptr.dtype.element_ty
+    sq = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    s = tl.zeros((BLOCK_M, NG_PAD), dtype=tl.float32)
+    for k0 in range(0, D, BLOCK_K):
+        cols = k0 + tl.arange(0, BLOCK_K)
+        col_ok = cols < D
+        v = tl.load(
+            v_ptr + vrows64[:, None] * stride_v + cols[None, :],
+            mask=row_ok[:, None] & col_ok[None, :],
+            other=0.0,
+        )
+        g = tl.load(
+            g_ptr + gcols[:, None] * D + cols[None, :],
+            mask=g_ok[:, None] & col_ok[None, :],
+            other=0.0,
+        )
+        vf = v.to(tl.float32)
+        sq += tl.sum(vf * vf, axis=1)
+        s = tl.dot(v, tl.trans(g.to(dt)), s, input_precision=PREC)
+    raw_norm = tl.sqrt(sq)
+    cos = s / tl.maximum(raw_norm, 1e-6)[:, None] * g_inv[None, :]
+    return _phi(cos, g_on, inv_temp, SOFTMAX), cos, raw_norm
+
+
+@triton.autotune(
+    configs=_FORWARD_CONFIGS,
+    key=["D", "K", "SOFTMAX", "M_BUCKET"],
+    prune_configs_by={"early_config_prune": _prune_forward},
+)
+@triton.jit(do_not_specialize=["N", "N_G", "M_BUCKET"])
+def _ag_residual_forward_kernel(
+    v_ptr, g_ptr, gw_ptr, on_ptr, out_ptr,
+    N, N_G, D, stride_v, stride_out, inv_temp, M_BUCKET,
+    K: tl.constexpr, NG_PAD: tl.constexpr, SOFTMAX: tl.constexpr, PREC: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, WAVES: tl.constexpr,
+):  # fmt: skip
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     dt = v_ptr.dtype.element_ty
     gcols = tl.arange(0, NG_PAD)
     g_ok = gcols < N_G
+    g_on = g_ok & (tl.load(on_ptr + gcols, mask=g_ok, other=0.0) > 0)
     g_inv = _genre_inv_norms(g_ptr, D, gcols, g_ok, NG_PAD, BLOCK_K)
 
-    for block in range(pid, tl.cdiv(M, BLOCK_M), nprog):
+    for block in range(pid, tl.cdiv(N, BLOCK_M), nprog):
         rows = block * BLOCK_M + tl.arange(0, BLOCK_M)
         rows64 = rows.to(tl.int64)
-        row_ok = rows < M
-        # pass 1 over feature chunks: |V| and V @ G^T (V comes from DRAM here)
-        sq = tl.zeros((BLOCK_M,), dtype=tl.float32)
-        s = tl.zeros((BLOCK_M, NG_PAD), dtype=tl.float32)
-        for k0 in range(0, D, BLOCK_K):
-            cols = k0 + tl.arange(0, BLOCK_K)
-            col_ok = cols < D
-            v = tl.load(
-                v_ptr + rows64[:, None] * stride_v + cols[None, :],
-                mask=row_ok[:, None] & col_ok[None, :],
-                other=0.0,
-            )
-            g = tl.load(
-                g_ptr + gcols[:, None] * D + cols[None, :],
-                mask=g_ok[:, None] & col_ok[None, :],
-                other=0.0,
-            )
-            vf = v.to(tl.float32)
-            sq += tl.sum(vf * vf, axis=1)
-            s = tl.dot(v, tl.trans(g.to(dt)), s, input_precision=PREC)
-        norm = tl.maximum(tl.sqrt(sq), 1e-6)
-        a = _phi(s / norm[:, None] * g_inv[None, :], gcols, inv_temp, N_G, SOFTMAX).to(dt)
-        # pass 2: out = V + A @ GW (the row block was just read: served from L1/L2)
+        row_ok = rows < N
+        # pass 1 per keyframe: A_k = phi(cos(V_k, G)), summed (V comes from DRAM here)
+        a_sum = tl.zeros((BLOCK_M, NG_PAD), dtype=tl.float32)
+        for kk in tl.static_range(K):
+            a, _, _ = _affinity(
+                v_ptr, g_ptr, rows64 * K + kk, row_ok, stride_v, D, gcols, g_ok, g_on, g_inv,
+                inv_temp, SOFTMAX, PREC, BLOCK_M, BLOCK_K, NG_PAD,
+            )  # fmt: skip
+            a_sum += a
+        a_mean = (a_sum * (1.0 / K)).to(dt)
+        # pass 2: out = mean_k V_k + A_mean @ GW (the rows were just read: L1/L2)
         for k0 in range(0, D, BLOCK_K):
             cols = k0 + tl.arange(0, BLOCK_K)
             col_ok = cols < D
             mask = row_ok[:, None] & col_ok[None, :]
-            v = tl.load(v_ptr + rows64[:, None] * stride_v + cols[None, :], mask=mask, other=0.0)
+            v_sum = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
+            for kk in tl.static_range(K):
+                v = tl.load(
+                    v_ptr + (rows64 * K + kk)[:, None] * stride_v + cols[None, :],
+                    mask=mask,
+                    other=0.0,
+                )
+                v_sum += v.to(tl.float32)
             gw = tl.load(
                 gw_ptr + gcols[:, None] * D + cols[None, :],
                 mask=g_ok[:, None] & col_ok[None, :],
                 other=0.0,
             )
-            out = v.to(tl.float32) + tl.dot(a, gw.to(dt), input_precision=PREC)
+            out = v_sum * (1.0 / K) + tl.dot(a_mean, gw.to(dt), input_precision=PREC)
             tl.store(
                 out_ptr + rows64[:, None] * stride_out + cols[None, :],
                 out.to(out_ptr.dtype.element_ty),
@@ -173,91 +311,108 @@ def _ag_residual_forward_kernel(
 
 
 @triton.autotune(
-    configs=_BACKWARD_CONFIGS, key=["D", "N_G", "SOFTMAX"], reset_to_zero=["dgw_partial_ptr"]
+    configs=_BACKWARD_CONFIGS,
+    key=["D", "K", "SOFTMAX", "NEED_DV", "M_BUCKET"],
+    prune_configs_by={"early_config_prune": _prune_backward},
 )
-@triton.jit
+@triton.jit(do_not_specialize=["N", "N_G", "M_BUCKET"])
 def _ag_residual_backward_kernel(
-    v_ptr,
-    g_ptr,
-    gw_ptr,
-    dout_ptr,
-    dv_ptr,
-    dgw_partial_ptr,
-    M,
-    D,
-    stride_v,
-    stride_dout,
-    stride_dv,
-    inv_temp,
-    N_G: tl.constexpr,
-    NG_PAD: tl.constexpr,
-    SOFTMAX: tl.constexpr,
-    PREC: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    WAVES: tl.constexpr,
-):
+    v_ptr, g_ptr, gw_ptr, on_ptr, dout_ptr, dv_ptr, dgw_partial_ptr,
+    N, N_G, D, stride_v, stride_dout, stride_dv, inv_temp, M_BUCKET,
+    K: tl.constexpr, NG_PAD: tl.constexpr, SOFTMAX: tl.constexpr, NEED_DV: tl.constexpr,
+    PREC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, WAVES: tl.constexpr,
+):  # fmt: skip
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     dt = v_ptr.dtype.element_ty
     gcols = tl.arange(0, NG_PAD)
     g_ok = gcols < N_G
+    g_on = g_ok & (tl.load(on_ptr + gcols, mask=g_ok, other=0.0) > 0)
     g_inv = _genre_inv_norms(g_ptr, D, gcols, g_ok, NG_PAD, BLOCK_K)
-    partial = dgw_partial_ptr + pid.to(tl.int64) * N_G * D  # this program's own (N_g, D) slice
+    partial = dgw_partial_ptr + pid.to(tl.int64) * N_G * D  # this program's (N_g, D) slice
+    for k0 in range(0, D, BLOCK_K):  # the launcher does not zero the buffer
+        cols = k0 + tl.arange(0, BLOCK_K)
+        g_mask = g_ok[:, None] & (cols < D)[None, :]
+        zero = tl.zeros((NG_PAD, BLOCK_K), dtype=tl.float32)
+        tl.store(partial + gcols[:, None] * D + cols[None, :], zero, mask=g_mask)
 
-    for block in range(pid, tl.cdiv(M, BLOCK_M), nprog):
+    for block in range(pid, tl.cdiv(N, BLOCK_M), nprog):
         rows = block * BLOCK_M + tl.arange(0, BLOCK_M)
         rows64 = rows.to(tl.int64)
-        row_ok = rows < M
-        # pass 1: |V|, V @ G^T and dA = dOut @ GW^T
-        sq = tl.zeros((BLOCK_M,), dtype=tl.float32)
-        s = tl.zeros((BLOCK_M, NG_PAD), dtype=tl.float32)
-        da = tl.zeros((BLOCK_M, NG_PAD), dtype=tl.float32)
+        row_ok = rows < N
+        a_sum = tl.zeros((BLOCK_M, NG_PAD), dtype=tl.float32)
+        if NEED_DV:
+            # dA_k = (dOut / K) @ GW^T, the same for every keyframe of a shot
+            da = tl.zeros((BLOCK_M, NG_PAD), dtype=tl.float32)
+            for k0 in range(0, D, BLOCK_K):
+                cols = k0 + tl.arange(0, BLOCK_K)
+                col_ok = cols < D
+                dout = tl.load(
+                    dout_ptr + rows64[:, None] * stride_dout + cols[None, :],
+                    mask=row_ok[:, None] & col_ok[None, :],
+                    other=0.0,
+                )
+                gw = tl.load(
+                    gw_ptr + gcols[:, None] * D + cols[None, :],
+                    mask=g_ok[:, None] & col_ok[None, :],
+                    other=0.0,
+                )
+                da = tl.dot(dout, tl.trans(gw.to(dt)), da, input_precision=PREC)
+            da = da * (1.0 / K)
+        for kk in tl.static_range(K):
+            vrows64 = rows64 * K + kk
+            a, cos, raw_norm = _affinity(
+                v_ptr, g_ptr, vrows64, row_ok, stride_v, D, gcols, g_ok, g_on, g_inv,
+                inv_temp, SOFTMAX, PREC, BLOCK_M, BLOCK_K, NG_PAD,
+            )  # fmt: skip
+            a_sum += a
+            if NEED_DV:
+                norm = tl.maximum(raw_norm, 1e-6)
+                # dS = dA on the genres in use (identity) or A * (dA - sum(dA * A)) / T
+                if SOFTMAX:
+                    ds = a * (da - tl.sum(da * a, axis=1)[:, None]) * inv_temp
+                else:
+                    ds = tl.where(g_on[None, :], da, 0.0)
+                # n . dn = sum_j dS_j cos_j (dn = dS @ G_hat, n = V / |V|); none below eps
+                radial = tl.where(raw_norm > 1e-6, tl.sum(ds * cos, axis=1), 0.0)
+                ds_hat = (ds * g_inv[None, :]).to(dt)  # dS @ G_hat == (dS / |G|) @ G
+                # dV_k = dOut / K + (dn - n (n . dn)) / |V_k|
+                for k0 in range(0, D, BLOCK_K):
+                    cols = k0 + tl.arange(0, BLOCK_K)
+                    col_ok = cols < D
+                    mask = row_ok[:, None] & col_ok[None, :]
+                    v = tl.load(
+                        v_ptr + vrows64[:, None] * stride_v + cols[None, :], mask=mask, other=0.0
+                    )
+                    dout = tl.load(
+                        dout_ptr + rows64[:, None] * stride_dout + cols[None, :],
+                        mask=mask,
+                        other=0.0,
+                    )
+                    g = tl.load(
+                        g_ptr + gcols[:, None] * D + cols[None, :],
+                        mask=g_ok[:, None] & col_ok[None, :],
+                        other=0.0,
+                    )
+                    dn = tl.dot(ds_hat, g.to(dt), input_precision=PREC)
+                    n = v.to(tl.float32) / norm[:, None]
+                    tangent = (dn - n * radial[:, None]) / norm[:, None]
+                    dv = dout.to(tl.float32) * (1.0 / K) + tangent
+                    tl.store(
+                        dv_ptr + vrows64[:, None] * stride_dv + cols[None, :],
+                        dv.to(dv_ptr.dtype.element_ty),
+                        mask=mask,
+                    )
+        # d(GW) += A_mean^T dOut
+        a_t = tl.trans((a_sum * (1.0 / K)).to(dt))
         for k0 in range(0, D, BLOCK_K):
             cols = k0 + tl.arange(0, BLOCK_K)
             col_ok = cols < D
-            mask = row_ok[:, None] & col_ok[None, :]
             g_mask = g_ok[:, None] & col_ok[None, :]
-            v = tl.load(v_ptr + rows64[:, None] * stride_v + cols[None, :], mask=mask, other=0.0)
             dout = tl.load(
-                dout_ptr + rows64[:, None] * stride_dout + cols[None, :], mask=mask, other=0.0
-            )
-            g = tl.load(g_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
-            gw = tl.load(gw_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
-            vf = v.to(tl.float32)
-            sq += tl.sum(vf * vf, axis=1)
-            s = tl.dot(v, tl.trans(g.to(dt)), s, input_precision=PREC)
-            da = tl.dot(dout, tl.trans(gw.to(dt)), da, input_precision=PREC)
-        raw_norm = tl.sqrt(sq)
-        norm = tl.maximum(raw_norm, 1e-6)
-        s = s / norm[:, None] * g_inv[None, :]  # S = cos(V, G)
-        a = _phi(s, gcols, inv_temp, N_G, SOFTMAX)
-        # dS = dA (identity) or A * (dA - sum(dA * A)) / T (softmax)
-        ds = da
-        if SOFTMAX:
-            ds = a * (da - tl.sum(da * a, axis=1)[:, None]) * inv_temp
-        # n . dn = sum_j dS_j S_j (dn = dS @ G_hat, n = V / |V|); no radial term below eps
-        radial = tl.where(raw_norm > 1e-6, tl.sum(ds * s, axis=1), 0.0)
-        ds_hat = (ds * g_inv[None, :]).to(dt)  # dS @ G_hat == (dS / |G|) @ G
-        a_t = tl.trans(a.to(dt))
-        # pass 2: dV = dOut + (dn - n (n . dn)) / |V|, and d(GW) += A^T dOut
-        for k0 in range(0, D, BLOCK_K):
-            cols = k0 + tl.arange(0, BLOCK_K)
-            col_ok = cols < D
-            mask = row_ok[:, None] & col_ok[None, :]
-            g_mask = g_ok[:, None] & col_ok[None, :]
-            v = tl.load(v_ptr + rows64[:, None] * stride_v + cols[None, :], mask=mask, other=0.0)
-            dout = tl.load(
-                dout_ptr + rows64[:, None] * stride_dout + cols[None, :], mask=mask, other=0.0
-            )
-            g = tl.load(g_ptr + gcols[:, None] * D + cols[None, :], mask=g_mask, other=0.0)
-            dn = tl.dot(ds_hat, g.to(dt), input_precision=PREC)
-            n = v.to(tl.float32) / norm[:, None]
-            dv = dout.to(tl.float32) + (dn - n * radial[:, None]) / norm[:, None]
-            tl.store(
-                dv_ptr + rows64[:, None] * stride_dv + cols[None, :],
-                dv.to(dv_ptr.dtype.element_ty),
-                mask=mask,
+                dout_ptr + rows64[:, None] * stride_dout + cols[None, :],
+                mask=row_ok[:, None] & col_ok[None, :],
+                other=0.0,
             )
             p_ptrs = partial + gcols[:, None] * D + cols[None, :]
             acc = tl.load(p_ptrs, mask=g_mask, other=0.0)
@@ -274,7 +429,7 @@ def _dot_precision(v: torch.Tensor) -> str:
     return "ieee" if (torch.version.hip or not v.is_cuda) else "tf32x3"
 
 
-def _check(v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor) -> None:
+def _check(v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor, keyframes: int) -> None:
     if v.ndim != 2 or g.ndim != 2 or gw.shape != g.shape or g.shape[1] != v.shape[1]:
         raise ValueError(
             f"expected v (M, D), g (N_g, D), gw (N_g, D); got {tuple(v.shape)}, "
@@ -282,48 +437,43 @@ def _check(v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor) -> None:
         )
     if not 1 <= g.shape[0] <= NG_PAD:
         raise ValueError(f"need 1..{NG_PAD} genres, got {g.shape[0]}")
+    if keyframes < 1 or v.shape[0] % keyframes:
+        raise ValueError(f"{v.shape[0]} rows are not whole shots of {keyframes} keyframes")
 
 
-def _kernel_inputs(
-    v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+def _kernel_inputs(v, g, gw, genre_on, keyframes):
     """Checked, row-contiguous inputs; G is normalised and cast inside the kernels."""
-    _check(v, g, gw)
+    _check(v, g, gw, keyframes)
     prec = _dot_precision(v)
     v = v if v.stride(-1) == 1 else v.contiguous()
-    return v, g.contiguous(), gw.contiguous(), prec
+    if genre_on is None:
+        genre_on = torch.ones(g.shape[0], device=v.device, dtype=torch.float32)
+    return v, g.contiguous(), gw.contiguous(), genre_on.float().contiguous(), prec
 
 
 def ag_residual_forward(
-    v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor, phi: str = "identity", temperature=1.0
+    v: torch.Tensor,
+    g: torch.Tensor,
+    gw: torch.Tensor,
+    genre_on: torch.Tensor | None = None,
+    phi: str = "identity",
+    temperature: float = 1.0,
+    keyframes: int = 1,
 ) -> torch.Tensor:
-    """Triton forward launcher: v (M, D), g (N_g, D), gw = G @ W (N_g, D) -> (M, D)."""
-    v, g_k, gw_k, prec = _kernel_inputs(v, g, gw)
-    m, d = v.shape
-    out = torch.empty_like(v, memory_format=torch.contiguous_format)
-    if m == 0:
+    """Triton forward: v (N*K, D) (K consecutive keyframe rows per shot), g (N_g, D),
+    gw = G @ W (N_g, D), genre_on (N_g,) 1/0 or None -> (N, D), the mean over K."""
+    v, g_k, gw_k, on, prec = _kernel_inputs(v, g, gw, genre_on, keyframes)
+    n, d = v.shape[0] // keyframes, v.shape[1]
+    out = torch.empty((n, d), device=v.device, dtype=v.dtype)
+    if n == 0:
         return out
-    _ag_residual_forward_kernel[_grid(m, _num_sms(v))](
-        v,
-        g_k,
-        gw_k,
-        out,
-        m,
-        d,
-        v.stride(0),
-        out.stride(0),
-        1.0 / float(temperature),
-        N_G=g.shape[0],
-        NG_PAD=NG_PAD,
-        SOFTMAX=phi == "softmax",
-        PREC=prec,
-    )
+    grid = _grid(n, v.element_size(), False, device_limits(v))
+    _ag_residual_forward_kernel[grid](
+        v, g_k, gw_k, on, out, n, g.shape[0], d, v.stride(0), out.stride(0),
+        1.0 / float(temperature), row_bucket(n),
+        K=keyframes, NG_PAD=NG_PAD, SOFTMAX=phi == "softmax", PREC=prec,
+    )  # fmt: skip
     return out
-
-
-def _backward_programs(v: torch.Tensor, m: int) -> int:
-    """Persistent backward grid: 2 programs per SM (2 in the interpreter), at most 1 per block."""
-    return max(1, min(triton.cdiv(m, 16), 2 * _num_sms(v)))
 
 
 def ag_residual_backward(
@@ -331,71 +481,75 @@ def ag_residual_backward(
     g: torch.Tensor,
     gw: torch.Tensor,
     grad_out: torch.Tensor,
+    genre_on: torch.Tensor | None = None,
     phi: str = "identity",
-    temperature=1.0,
+    temperature: float = 1.0,
+    keyframes: int = 1,
+    need_dv: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Triton backward launcher: returns (dV like v, d(GW) like gw)."""
-    v, g_k, gw_k, prec = _kernel_inputs(v, g, gw)
+    """Triton backward: (dV like v, or an empty (0, D) tensor without ``need_dv``;
+    d(GW) like gw)."""
+    v, g_k, gw_k, on, prec = _kernel_inputs(v, g, gw, genre_on, keyframes)
     grad_out = grad_out.to(v.dtype)
     grad_out = grad_out if grad_out.stride(-1) == 1 else grad_out.contiguous()
     m, d = v.shape
-    n_g = g.shape[0]
-    dv = torch.empty_like(v, memory_format=torch.contiguous_format)
-    if m == 0:
+    n, n_g = m // keyframes, g.shape[0]
+    dv = torch.empty((m if need_dv else 0, d), device=v.device, dtype=v.dtype)
+    if n == 0:
         return dv, torch.zeros_like(gw)
-    programs = _backward_programs(v, m)
-    partial = torch.zeros(programs, n_g, d, device=v.device, dtype=torch.float32)
-    _ag_residual_backward_kernel[(programs,)](
-        v,
-        g_k,
-        gw_k,
-        grad_out,
-        dv,
-        partial,
-        m,
-        d,
-        v.stride(0),
-        grad_out.stride(0),
-        dv.stride(0),
-        1.0 / float(temperature),
-        N_G=n_g,
-        NG_PAD=NG_PAD,
-        SOFTMAX=phi == "softmax",
-        PREC=prec,
-    )
-    return dv, partial.sum(0).to(gw.dtype)
+    limits, elt = device_limits(v), v.element_size()
+    most = max(grid_size(c, n, elt, True, limits) for c in _BACKWARD_CONFIGS)
+    partial = torch.empty(most, n_g, d, device=v.device, dtype=torch.float32)
+    kernel = _ag_residual_backward_kernel
+    kernel[_grid(n, elt, True, limits)](
+        v, g_k, gw_k, on, grad_out, dv if need_dv else v, partial,
+        n, n_g, d, v.stride(0), grad_out.stride(0), dv.stride(0) if need_dv else 0,
+        1.0 / float(temperature), row_bucket(n),
+        K=keyframes, NG_PAD=NG_PAD, SOFTMAX=phi == "softmax", NEED_DV=need_dv, PREC=prec,
+    )  # fmt: skip
+    programs = grid_size(kernel.best_config, n, elt, True, limits)  # slices it wrote
+    return dv, partial[:programs].sum(0).to(gw.dtype)
 
 
 class AGResidualFunction(torch.autograd.Function):
     """Autograd wrapper of the Triton launchers (gradients for V and GW; G is frozen)."""
 
     @staticmethod
-    def forward(ctx, v, g, gw, phi: str = "identity", temperature: float = 1.0):
-        ctx.save_for_backward(v, g, gw)
-        ctx.phi, ctx.temperature = phi, temperature
-        return ag_residual_forward(v, g, gw, phi, temperature)
+    def forward(ctx, v, g, gw, genre_on=None, phi="identity", temperature=1.0, keyframes=1):
+        ctx.save_for_backward(v, g, gw, genre_on)
+        ctx.phi, ctx.temperature, ctx.keyframes = phi, temperature, keyframes
+        return ag_residual_forward(v, g, gw, genre_on, phi, temperature, keyframes)
 
     @staticmethod
     def backward(ctx, grad_out):
-        v, g, gw = ctx.saved_tensors
-        dv, dgw = ag_residual_backward(v, g, gw, grad_out, ctx.phi, ctx.temperature)
-        return dv, None, dgw, None, None
+        v, g, gw, genre_on = ctx.saved_tensors
+        need_dv = ctx.needs_input_grad[0]
+        dv, dgw = ag_residual_backward(
+            v, g, gw, grad_out, genre_on, ctx.phi, ctx.temperature, ctx.keyframes, need_dv
+        )
+        return (dv if need_dv else None), None, dgw, None, None, None, None
 
 
-# --- torch.library custom op: opaque to torch.compile, differentiable via register_autograd
+# --- torch.library custom ops: opaque to torch.compile, differentiable via register_autograd
 
 
 @torch.library.custom_op("sseg::ag_residual", mutates_args=())
 def ag_residual_op(
-    v: torch.Tensor, g: torch.Tensor, gw: torch.Tensor, phi: str, temperature: float
+    v: torch.Tensor,
+    g: torch.Tensor,
+    gw: torch.Tensor,
+    genre_on: torch.Tensor,
+    phi: str,
+    temperature: float,
+    keyframes: int,
 ) -> torch.Tensor:
-    """Triton forward as a custom op (``torch.ops.sseg.ag_residual``)."""
-    return ag_residual_forward(v, g, gw, phi, temperature)
+    """Triton forward as a custom op (``torch.ops.sseg.ag_residual``): (N*K, D) -> (N, D)."""
+    return ag_residual_forward(v, g, gw, genre_on, phi, temperature, keyframes)
 
 
 @ag_residual_op.register_fake
-def _(v, g, gw, phi, temperature):
-    return torch.empty_like(v, memory_format=torch.contiguous_format)
+def _(v, g, gw, genre_on, phi, temperature, keyframes):
+    return v.new_empty((v.shape[0] // keyframes, v.shape[1]))
 
 
 @torch.library.custom_op("sseg::ag_residual_backward", mutates_args=())
@@ -404,28 +558,37 @@ def ag_residual_backward_op(
     g: torch.Tensor,
     gw: torch.Tensor,
     grad_out: torch.Tensor,
+    genre_on: torch.Tensor,
     phi: str,
     temperature: float,
+    keyframes: int,
+    need_dv: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Triton backward as a custom op: (dV, d(GW))."""
-    return ag_residual_backward(v, g, gw, grad_out, phi, temperature)
+    """Triton backward as a custom op: (dV or an empty (0, D) tensor, d(GW))."""
+    return ag_residual_backward(
+        v, g, gw, grad_out, genre_on, phi, temperature, keyframes, need_dv
+    )
 
 
 @ag_residual_backward_op.register_fake
-def _(v, g, gw, grad_out, phi, temperature):
-    return torch.empty_like(v, memory_format=torch.contiguous_format), torch.empty_like(gw)
+def _(v, g, gw, grad_out, genre_on, phi, temperature, keyframes, need_dv):
+    dv = v.new_empty((v.shape[0] if need_dv else 0, v.shape[1]))
+    return dv, torch.empty_like(gw)
 
 
 def _setup_context(ctx, inputs, output):
-    v, g, gw, phi, temperature = inputs
-    ctx.save_for_backward(v, g, gw)
-    ctx.phi, ctx.temperature = phi, temperature
+    v, g, gw, genre_on, phi, temperature, keyframes = inputs
+    ctx.save_for_backward(v, g, gw, genre_on)
+    ctx.phi, ctx.temperature, ctx.keyframes = phi, temperature, keyframes
 
 
 def _backward(ctx, grad_out):
-    v, g, gw = ctx.saved_tensors
-    dv, dgw = ag_residual_backward_op(v, g, gw, grad_out, ctx.phi, ctx.temperature)
-    return dv, None, dgw, None, None
+    v, g, gw, genre_on = ctx.saved_tensors
+    need_dv = ctx.needs_input_grad[0]  # V is frozen CLIP output in training: skip dV
+    dv, dgw = ag_residual_backward_op(
+        v, g, gw, grad_out, genre_on, ctx.phi, ctx.temperature, ctx.keyframes, need_dv
+    )
+    return (dv if need_dv else None), None, dgw, None, None, None, None
 
 
 ag_residual_op.register_autograd(_backward, setup_context=_setup_context)
@@ -452,24 +615,23 @@ def triton_unsupported(v: torch.Tensor, g: torch.Tensor) -> str | None:
     return None
 
 
-def ag_residual(
-    v: torch.Tensor,
-    g: torch.Tensor,
-    w: torch.Tensor,
-    phi: str = "identity",
-    temperature: float = 1.0,
-    backend: str | None = None,
-) -> torch.Tensor:
-    """Apply the genre residual to token rows ``v`` (..., D); returns v's shape and dtype.
+def feature_dtype(features: torch.Tensor) -> torch.dtype:
+    """The dtype cached features enter AG-Residual in: the autocast dtype where CUDA autocast
+    is on (bf16/fp16 from the store through the kernels to the context encoder), else fp32."""
+    if features.is_cuda and torch.is_autocast_enabled("cuda"):
+        return torch.get_autocast_dtype("cuda")
+    return torch.float32
 
-    ``G @ W`` is formed once per call (a tiny (N_g, D) x (D, D) matmul). Where the kernels
-    do not apply (see :func:`triton_unsupported`) automatic dispatch uses the reference and
-    a forced ``"triton"`` backend raises ``ValueError``.
-    """
+
+def _apply(v, g, w, phi, temperature, backend, genre_mask, mean: bool):
+    """Shared dispatch of :func:`ag_residual` and :func:`ag_residual_shot_mean` (``mean``)."""
     if phi not in PHI_CHOICES:
         raise ValueError(f"phi must be one of {PHI_CHOICES}, got {phi!r}")
-    shape = v.shape
-    rows = v.reshape(-1, shape[-1])
+    genre_on = None
+    if genre_mask is not None:
+        if genre_mask.shape != (g.shape[0],):
+            raise ValueError(f"genre_mask must be ({g.shape[0]},), got {tuple(genre_mask.shape)}")
+        genre_on = genre_on_from_mask(genre_mask, g.shape[0], v.device)
     gw = g.to(w.dtype) @ w
     use_triton = resolve_backend(v, backend) == "triton"
     if use_triton:
@@ -477,19 +639,64 @@ def ag_residual(
         if reason and (backend or os.environ.get("SSEG_AG_BACKEND", "auto")) == "triton":
             raise ValueError(f"ag_residual Triton backend: {reason}")
         use_triton = reason is None
+    d = v.shape[-1]
+    keyframes = v.shape[-2] if mean else 1
+    lead = v.shape[:-2] if mean else v.shape[:-1]
     if use_triton:
-        out = ag_residual_op(rows, g, gw, phi, float(temperature))
-    else:
-        out = ag_residual_reference(rows, g, gw, phi, temperature)
-    return out.reshape(shape)
+        if genre_on is None:
+            genre_on = torch.ones(g.shape[0], device=v.device, dtype=torch.float32)
+        rows = v.reshape(-1, d)
+        out = ag_residual_op(rows, g, gw, genre_on, phi, float(temperature), keyframes)
+        return out.reshape(*lead, d)
+    if mean:
+        return ag_residual_shot_mean_reference(v, g, gw, phi, temperature, genre_on)
+    return ag_residual_reference(v, g, gw, phi, temperature, genre_on)
+
+
+def ag_residual(
+    v: torch.Tensor,
+    g: torch.Tensor,
+    w: torch.Tensor,
+    phi: str = "identity",
+    temperature: float = 1.0,
+    backend: str | None = None,
+    genre_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Apply the genre residual to token rows ``v`` (..., D); returns v's shape and dtype.
+
+    ``G @ W`` is formed once per call (a tiny (N_g, D) x (D, D) matmul). ``genre_mask``
+    (N_g,) bool restricts the genres (all-False: every genre). Where the kernels do not
+    apply (see :func:`triton_unsupported`) automatic dispatch uses the reference and a
+    forced ``"triton"`` backend raises ``ValueError``.
+    """
+    return _apply(v, g, w, phi, temperature, backend, genre_mask, False)
+
+
+def ag_residual_shot_mean(
+    v: torch.Tensor,
+    g: torch.Tensor,
+    w: torch.Tensor,
+    phi: str = "identity",
+    temperature: float = 1.0,
+    backend: str | None = None,
+    genre_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Fused mean over keyframes of :func:`ag_residual`: v (..., K, D) -> (..., D).
+
+    One kernel reads V once and writes only the shot means (about 1 + 1/K passes over V
+    instead of 3 + 1/K for the residual, then the mean).
+    """
+    if v.ndim < 2:
+        raise ValueError(f"v must be (..., K, D), got {tuple(v.shape)}")
+    return _apply(v, g, w, phi, temperature, backend, genre_mask, True)
 
 
 class AGResidual(nn.Module):
     """Genre-prior residual with a frozen genre bank G and a trainable W (zero init = identity).
 
-    ``forward(v, genre_mask=None)``: an optional (N_g,) bool mask restricts G to the genres
-    a video's metadata lists (see :func:`sseg.genres.genre_mask`); an all-False or absent
-    mask uses every genre.
+    ``forward(v, genre_mask=None)`` and ``shot_mean(v, genre_mask=None)``: an optional
+    (N_g,) bool mask restricts G to the genres a video's metadata lists (see
+    :func:`sseg.genres.genre_mask`); an all-False or absent mask uses every genre.
     """
 
     def __init__(
@@ -515,14 +722,15 @@ class AGResidual(nn.Module):
 
     def forward(self, v: torch.Tensor, genre_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(..., D) -> (..., D)."""
-        g, w = self.genres, self.weight
-        if genre_mask is not None:
-            genre_mask = genre_mask.to(device=g.device, dtype=torch.bool)
-            if genre_mask.shape != (g.shape[0],):
-                raise ValueError(f"genre_mask must be ({g.shape[0]},), got {genre_mask.shape}")
-            if bool(genre_mask.any()):
-                g = g[genre_mask]
-        return ag_residual(v, g, w, self.phi, self.temperature, self.backend)
+        return ag_residual(
+            v, self.genres, self.weight, self.phi, self.temperature, self.backend, genre_mask
+        )
+
+    def shot_mean(self, v: torch.Tensor, genre_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., K, D) keyframes -> (..., D): the mean over K of :meth:`forward`, fused."""
+        return ag_residual_shot_mean(
+            v, self.genres, self.weight, self.phi, self.temperature, self.backend, genre_mask
+        )
 
     def extra_repr(self) -> str:
         return f"genres={self.genres.shape[0]}, dim={self.genres.shape[1]}, phi={self.phi!r}"

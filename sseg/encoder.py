@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import InputError
-from .kernels import AGResidual
+from .kernels import AGResidual, feature_dtype
 
 INJECTION_POINTS = ("projected",)
 IMAGE_SIZE = 224
@@ -139,7 +139,8 @@ class ShotEncoder(nn.Module):
         self, keyframe_features: torch.Tensor, genre_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """(..., K, D) backbone (or cached) features -> (..., D): mean_k AG-Residual(f_k)."""
-        return self.genre_residual(keyframe_features.float(), genre_mask).mean(dim=-2)
+        x = keyframe_features.to(feature_dtype(keyframe_features))
+        return self.genre_residual.shot_mean(x, genre_mask)
 
     def forward(self, images: torch.Tensor, genre_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(N, K, 3, H, W) keyframe images -> (N, D) shot features."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .kernels import AGResidual
+from .kernels import AGResidual, feature_dtype
 from .kernels.ag_residual_ref import genre_affinity
 
 FUSIONS = ("ag_residual", "none", "frame_concat", "token_concat")
@@ -72,11 +72,12 @@ class GenreFusion(AGResidual):
 
     def shot_features(self, keyframes: torch.Tensor) -> torch.Tensor:
         """(..., K, D) keyframe features -> (..., D) shot features."""
-        v = keyframes.float()
+        v = keyframes.to(feature_dtype(keyframes))  # bf16/fp16 under CUDA autocast
         if self.fusion == "ag_residual":
-            return self(v).mean(dim=-2)
+            return self.shot_mean(v)  # fused mean over keyframes
         if self.fusion == "frame_concat":
-            return self.frame_proj(torch.cat([v, self.readout(v)], dim=-1)).mean(dim=-2)
+            readout = self.readout(v).to(v.dtype)
+            return self.frame_proj(torch.cat([v, readout], dim=-1)).mean(dim=-2)
         return v.mean(dim=-2)
 
     def shot_readout(self, keyframes: torch.Tensor) -> torch.Tensor | None:

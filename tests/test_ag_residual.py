@@ -9,7 +9,14 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sseg.kernels import AGResidual, ag_residual, ag_residual_reference
+from sseg.kernels import (
+    AGResidual,
+    ag_residual,
+    ag_residual_reference,
+    ag_residual_shot_mean,
+    ag_residual_shot_mean_reference,
+    feature_dtype,
+)
 from sseg.kernels.ag_residual import AGResidualFunction, ag_residual_op
 
 # the package re-exports the function ``ag_residual``, which shadows the submodule attribute
@@ -97,8 +104,8 @@ def test_wide_features_beyond_one_tile():
     v, g, w = _inputs(40, 1100, torch.float32)
     grad_out = torch.randn(40, 1100, device=v.device)
     ref_out, ref_dv, ref_dw = _reference_grads(v, g, w, "softmax", 0.2, grad_out)
-    out = agr.ag_residual_forward(v, g, g @ w, "softmax", 0.2)
-    dv, dgw = agr.ag_residual_backward(v, g, g @ w, grad_out, "softmax", 0.2)
+    out = agr.ag_residual_forward(v, g, g @ w, phi="softmax", temperature=0.2)
+    dv, dgw = agr.ag_residual_backward(v, g, g @ w, grad_out, phi="softmax", temperature=0.2)
     _close(out, ref_out, torch.float32, "out")
     _close(dv, ref_dv, torch.float32, "dV")
     _close(g.T @ dgw, ref_dw, torch.float32, "dW")
@@ -111,8 +118,8 @@ def test_fewer_genres_and_zero_rows():
     grad_out = torch.randn(20, 48, device=v.device)
     for phi in ("identity", "softmax"):
         ref_out, ref_dv, ref_dw = _reference_grads(v, g, w, phi, 1.0, grad_out)
-        dv, dgw = agr.ag_residual_backward(v, g, g @ w, grad_out, phi, 1.0)
-        out = agr.ag_residual_forward(v, g, g @ w, phi, 1.0)
+        dv, dgw = agr.ag_residual_backward(v, g, g @ w, grad_out, phi=phi)
+        out = agr.ag_residual_forward(v, g, g @ w, phi=phi)
         _close(out, ref_out, torch.float32, "out")
         _close(dv, ref_dv, torch.float32, "dV")
         _close(g.T @ dgw, ref_dw, torch.float32, "dW")
@@ -132,8 +139,8 @@ def test_random_shapes_match_reference(m, d, n_g, softmax, seed):
     v, g, w = _inputs(m, d, torch.float32, n_g=n_g, scale=0.2)
     grad_out = torch.randn(m, d, device=v.device)
     ref_out, ref_dv, ref_dw = _reference_grads(v, g, w, phi, 0.3, grad_out)
-    out = agr.ag_residual_forward(v, g, g @ w, phi, 0.3)
-    dv, dgw = agr.ag_residual_backward(v, g, g @ w, grad_out, phi, 0.3)
+    out = agr.ag_residual_forward(v, g, g @ w, phi=phi, temperature=0.3)
+    dv, dgw = agr.ag_residual_backward(v, g, g @ w, grad_out, phi=phi, temperature=0.3)
     _close(out, ref_out, torch.float32, "out")
     _close(dv, ref_dv, torch.float32, "dV")
     _close(g.T @ dgw, ref_dw, torch.float32, "dW")
@@ -144,11 +151,12 @@ def test_autograd_function_matches_custom_op():
     gw = (g @ w).requires_grad_()
     grad_out = torch.randn(17, 40, device=v.device)
     v1 = v.clone().requires_grad_()
-    AGResidualFunction.apply(v1, g, gw, "softmax", 0.3).backward(grad_out)
+    AGResidualFunction.apply(v1, g, gw, None, "softmax", 0.3, 1).backward(grad_out)
     dv1, dgw1 = v1.grad, gw.grad.clone()
     gw.grad = None
     v2 = v.clone().requires_grad_()
-    ag_residual_op(v2, g, gw, "softmax", 0.3).backward(grad_out)
+    on = torch.ones(N_G, device=v.device)
+    ag_residual_op(v2, g, gw, on, "softmax", 0.3, 1).backward(grad_out)
     torch.testing.assert_close(v2.grad, dv1)
     torch.testing.assert_close(gw.grad, dgw1)
 
@@ -256,7 +264,10 @@ def test_unsupported_inputs_fall_back_or_raise_when_triton_is_forced(monkeypatch
 
 def test_custom_op_opcheck_and_compile_fullgraph():
     v, g, w = _inputs(19, 32, torch.float32)
-    torch.library.opcheck(ag_residual_op, (v, g, g @ w, "identity", 1.0))
+    on = torch.ones(N_G, device=v.device)
+    torch.library.opcheck(ag_residual_op, (v, g, g @ w, on, "identity", 1.0, 1))
+    v3 = v[:18].clone().requires_grad_()
+    torch.library.opcheck(ag_residual_op, (v3, g, g @ w, on, "softmax", 0.5, 3))
 
     def loss(v_, w_):
         return ag_residual(v_, g, w_, "softmax", 0.5, backend="triton").square().sum()
@@ -274,6 +285,138 @@ def test_custom_op_opcheck_and_compile_fullgraph():
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(vc.grad, ve.grad, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(wc.grad, we.grad, rtol=1e-4, atol=1e-4)
+
+
+def _shot_mean_grads(v, g, w, phi, temperature, grad_out, mask=None, need_dv=True):
+    """Output, dV (or None) and dW of the float32 shot-mean reference."""
+    v32 = v.detach().float().clone().requires_grad_(need_dv)
+    w32 = w.clone().requires_grad_()
+    on = None if mask is None else agr.genre_on_from_mask(mask, g.shape[0], v.device)
+    out = ag_residual_shot_mean_reference(v32, g, g @ w32, phi, temperature, on)
+    out.backward(grad_out.float())
+    return out.detach(), v32.grad, w32.grad
+
+
+@pytest.mark.parametrize("need_dv", [True, False])
+@pytest.mark.parametrize("phi,temperature", [("identity", 1.0), ("softmax", 0.2)])
+@pytest.mark.parametrize(
+    "shape,dtype",
+    [((2, 5, 3, 40), torch.float32), ((9, 3, 64), torch.float16), ((6, 1, 24), torch.float32)],
+)
+def test_fused_shot_mean_matches_reference(shape, dtype, phi, temperature, need_dv):
+    """mean over K of the residual in one kernel, incl. K = 1 and leading dims; the
+    backward skips dV when V needs no grad."""
+    v, g, w = _inputs(1, shape[-1], dtype)
+    v = torch.randn(shape).to(v.device, dtype)
+    grad_out = torch.randn(shape[:-2] + shape[-1:]).to(v.device, dtype)
+    mask = torch.zeros(N_G, dtype=torch.bool)
+    mask[[2, 3, 11, 20]] = True
+    ref_out, ref_dv, ref_dw = _shot_mean_grads(v, g, w, phi, temperature, grad_out, mask, need_dv)
+    vt, wt = v.clone().requires_grad_(need_dv), w.clone().requires_grad_()
+    out = ag_residual_shot_mean(vt, g, wt, phi, temperature, backend="triton", genre_mask=mask)
+    out.backward(grad_out)
+    assert out.shape == shape[:-2] + shape[-1:] and out.dtype == dtype
+    _close(out, ref_out, dtype, "out")
+    _close(wt.grad, ref_dw, dtype, "dW")
+    if need_dv:
+        _close(vt.grad, ref_dv, dtype, "dV")
+    else:
+        assert vt.grad is None
+    # the mean really is of the residual: differs from the mean of V
+    assert (ref_out - v.float().mean(-2)).abs().max() > 1e-3
+
+
+def test_backward_skips_dv_when_v_is_frozen(monkeypatch):
+    calls = []
+    real = agr.ag_residual_backward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("need_dv", args[8] if len(args) > 8 else True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(agr, "ag_residual_backward", spy)
+    v, g, w = _inputs(12, 32, torch.float32)
+    for frozen in (True, False):
+        vt, wt = v.clone().requires_grad_(not frozen), w.clone().requires_grad_()
+        ag_residual(vt, g, wt, "softmax", 0.5, backend="triton").sum().backward()
+        assert (vt.grad is None) == frozen and wt.grad is not None
+    assert calls == [False, True]
+    dv, dgw = agr.ag_residual_backward(v, g, g @ w, torch.ones_like(v), need_dv=False)
+    assert dv.numel() == 0 and dgw.shape == g.shape
+
+
+def test_model_shot_features_use_the_fused_mean_in_the_feature_dtype():
+    from sseg.model import SceneModel
+
+    g = torch.nn.functional.normalize(torch.randn(N_G, 32), dim=-1)
+    model = SceneModel(g)
+    with torch.no_grad():
+        model.genre_residual.weight.normal_(0, 0.1)
+    keyframes = torch.randn(4, 6, 3, 32).half()  # fp16 as the feature store holds them
+    assert feature_dtype(keyframes) == torch.float32  # CPU: float32 (no CUDA autocast)
+    out = model.shot_features(keyframes)
+    w = model.genre_residual.weight
+    expected = ag_residual_shot_mean_reference(keyframes.float(), g, g @ w)
+    assert out.dtype == torch.float32 and out.shape == (4, 6, 32)
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_genre_masks_compile_fullgraph_without_recompiling(backend):
+    """A mask is a (N_g,) vector the kernels read: fullgraph tracing, one graph for all masks."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    v, g, _ = _inputs(10, 24, torch.float32)
+    layer = AGResidual(g, phi="softmax", temperature=0.5, backend=backend).to(v.device)
+    with torch.no_grad():
+        layer.weight.normal_(0, 0.1)
+    counter = CompileCounterWithBackend("aot_eager")
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda x, m: layer.shot_mean(x, m), fullgraph=True, backend=counter)
+    x = v.view(5, 2, 24)
+    masks = [torch.zeros(N_G, dtype=torch.bool) for _ in range(3)]
+    masks[0][[1, 2]] = True
+    masks[1][[0, 4, 7, 8, 9, 15]] = True  # masks[2] stays empty: every genre
+    try:
+        outs = [compiled(x, m.to(v.device)) for m in masks]
+    except Exception as exc:  # noqa: BLE001 - compile stack unavailable here
+        pytest.skip(f"torch.compile unavailable: {exc}")
+    assert counter.frame_count == 1
+    for m, out in zip(masks, outs, strict=True):
+        rows = g[m] if m.any() else g
+        expected = ag_residual_shot_mean_reference(x, rows, rows @ layer.weight, "softmax", 0.5)
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_autotune_configs_fit_sm80_and_sm90_and_size_the_grid():
+    """Every config list leaves configs that fit A100 and H100/H200 shared memory, and a
+    persistent grid never holds more programs per SM than shared memory and threads allow."""
+    sm80 = agr.DeviceLimits(sms=108, shared_per_block=166912, shared_per_sm=167936,
+                            threads_per_sm=2048)  # fmt: skip
+    sm90 = agr.DeviceLimits(sms=132, shared_per_block=232448, shared_per_sm=233472,
+                            threads_per_sm=2048)  # fmt: skip
+    for limits in (sm80, sm90):
+        for configs, backward in ((agr.FORWARD_CONFIGS, False), (agr.BACKWARD_CONFIGS, True)):
+            for elt in (2, 4):
+                fit = agr._fits(configs, elt, backward, limits)
+                assert len(fit) >= 3
+                for c in fit:
+                    shared = agr.shared_memory_estimate(c, elt, backward)
+                    assert shared <= limits.shared_per_block
+                    per_sm = agr.programs_per_sm(c, elt, backward, limits)
+                    assert per_sm * shared <= limits.shared_per_sm or per_sm == 1
+                    assert per_sm * 32 * c.num_warps <= limits.threads_per_sm
+                    rows = 1 << 20
+                    programs = agr.grid_size(c, rows, elt, backward, limits)
+                    blocks = -(-rows // c.kwargs["BLOCK_M"])
+                    assert programs == (blocks if c.kwargs["WAVES"] == 0 else per_sm * limits.sms)
+    tiny = agr.DeviceLimits(sms=4, shared_per_block=40000, shared_per_sm=40000, threads_per_sm=2048)
+    assert len(agr._fits(agr.BACKWARD_CONFIGS, 4, True, tiny)) == 1  # the smallest, not none
+    assert [agr.row_bucket(m) for m in (1, 16, 17, 64, 65, 3000, 1 << 20)] == [
+        16, 16, 64, 64, 256, 4096, 1 << 20,
+    ]  # fmt: skip
+    assert "M_BUCKET" in agr._ag_residual_forward_kernel.keys
+    assert "M_BUCKET" in agr._ag_residual_backward_kernel.keys
 
 
 @pytest.mark.gpu
@@ -305,6 +448,7 @@ def test_gpu_inductor_compile_fullgraph():
     _close(w.grad, we.grad, torch.bfloat16, "dW")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU compiles the kernels for real")
 @pytest.mark.parametrize("arch", [80, 90])
 def test_kernels_compile_for_gpus_without_one(arch):
     """Ahead-of-time compile for sm_80 / sm_90 (Triton's bundled ptxas); no GPU needed."""

@@ -155,3 +155,36 @@ def test_thread_count_does_not_change_results():
         b1, s1 = _dtw_cpu.pseudo_boundaries(*args, mode, 1)
         b2, s2 = _dtw_cpu.pseudo_boundaries(*args, mode, 2)
         assert (b1 == b2).all() and (s1 == s2).all()
+
+
+def test_checks_hold_under_torch_compile():
+    """The value checks live inside the op, so a compiled graph still rejects bad input."""
+    from sseg.errors import InputError
+
+    x, anchors, lengths = _batch(6, 12, 8, 3, seed=9)
+
+    def f(x, anchors, lengths):
+        return pseudo_boundaries(x * 1.0, anchors, lengths)[0] + 0
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    assert torch.equal(compiled(x, anchors, lengths), f(x, anchors, lengths))
+    bad = x.clone()
+    bad[4, 1, 2] = float("nan")
+    with pytest.raises(InputError, match=r"x\[4\] has NaN/inf"):
+        compiled(bad, anchors, lengths)
+    swapped = anchors.clone()
+    swapped[2] = swapped[2].flip(0)
+    with pytest.raises(InputError, match=r"anchors\[2\]"):
+        compiled(x, swapped, lengths)
+
+
+def test_unchecked_calls_flag_bad_sequences_instead_of_raising(monkeypatch):
+    """check=False (the training hot path): no checks run, NaN shots give a NaN score."""
+    x, anchors, lengths = _batch(5, 10, 6, 2, seed=10)
+    x[3, 0, 0] = float("inf")
+    bounds, scores = pseudo_boundaries(x, anchors, lengths, check=False)
+    assert torch.isnan(scores[3]) and torch.isfinite(scores[[0, 1, 2, 4]]).all()
+    good, _ = pseudo_boundaries(x[[0, 1, 2, 4]], anchors[[0, 1, 2, 4]], lengths[[0, 1, 2, 4]])
+    assert torch.equal(bounds[[0, 1, 2, 4]], good)
+    with pytest.raises(ValueError, match=r"x\[3\]"):
+        pseudo_boundaries(x, anchors, lengths)

@@ -3,7 +3,8 @@
 For each sequence of shot embeddings ``x[b, :n]`` and K strictly increasing anchor
 shots, choose K-1 boundaries (boundary k = last shot of segment k, in
 ``[a_k, a_{k+1})``) so that the segments cover ``[0, n)`` and maximise the sum over
-segments of the mean (``mode="mean"``) or total (``mode="sum"``, BaSSL's DTW)
+segments of the mean (``mode="mean"``; ``"mean_others"`` leaves out the anchor itself) or
+total (``mode="sum"``, BaSSL's DTW)
 cosine similarity of the segment's shots to its anchor. Ties go to the
 lexicographically smallest boundary tuple. Backends: C++/OpenMP (``sseg._dtw_cpu``)
 on CPU, a warp-per-sequence CUDA kernel (``sseg._dtw_cuda``, built with
@@ -60,15 +61,42 @@ def _warn_fallback() -> None:
         )
 
 
+def _raise_if_flagged(x, anchors, lengths, scores) -> None:
+    """Turn the backends' NaN score flags into an :class:`InputError` naming the sequence.
+
+    One host sync (reading the flag) on a GPU; the error path re-checks in detail."""
+    if scores.numel() and bool(torch.isnan(scores).any()):
+        check_values(anchors, lengths, x.shape[1])  # bad anchors / lengths: named first
+        check_finite(scores)
+
+
 @torch.library.custom_op("sseg::pseudo_boundaries", mutates_args=(), device_types="cpu")
 def _pseudo_boundaries_op(
-    x: torch.Tensor, anchors: torch.Tensor, lengths: torch.Tensor, mode: int
+    x: torch.Tensor, anchors: torch.Tensor, lengths: torch.Tensor, mode: int, check: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """CPU kernel: the C++ extension on zero-copy numpy views (reference if not built)."""
+    """CPU kernel: the C++ extension on zero-copy numpy views (reference if not built).
+
+    ``check``: raise :class:`InputError` on bad anchors / lengths or non-finite shots. The
+    checks live in the op, so they hold inside ``torch.compile``d graphs too. The C++
+    extension always rejects bad anchors (it never reads out of range).
+    """
     ext = _cpu_extension()
     if ext is None:
         _warn_fallback()
-        return reference_impl(x, anchors, lengths, mode)
+        check_values(anchors, lengths, x.shape[1])  # the reference indexes with them
+        bounds, scores = reference_impl(x, anchors, lengths, mode)
+    else:
+        try:
+            bounds, scores = _cpu_search(ext, x, anchors, lengths, mode)
+        except ValueError:  # re-check in Python for a message naming the bad sequence
+            check_values(anchors, lengths, x.shape[1])
+            raise
+    if check:
+        check_finite(scores)
+    return bounds, scores
+
+
+def _cpu_search(ext, x, anchors, lengths, mode):
     threads = torch.get_num_threads()  # torch.set_num_threads governs the extension too
     anchors_np = anchors.to(torch.int64).contiguous().numpy()
     lengths_np = lengths.to(torch.int64).contiguous().numpy()
@@ -93,9 +121,12 @@ def _pseudo_boundaries_op(
 
 @_pseudo_boundaries_op.register_kernel("cuda")
 def _pseudo_boundaries_cuda(
-    x: torch.Tensor, anchors: torch.Tensor, lengths: torch.Tensor, mode: int
+    x: torch.Tensor, anchors: torch.Tensor, lengths: torch.Tensor, mode: int, check: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """CUDA kernel: one warp per sequence (``csrc/dtw_cuda.cu``)."""
+    """CUDA kernel: one warp per sequence (``csrc/dtw_cuda.cu``), asynchronous on the
+    current stream. The kernel validates every sequence itself (bad ones get a NaN score,
+    and bounds -1 for bad anchors); ``check`` reads that flag back (one host sync), else
+    the call never waits for the GPU."""
     ext = _cuda_extension()
     x = x.to(torch.float32).contiguous()
     anchors = anchors.to(torch.int64).contiguous()
@@ -123,12 +154,14 @@ def _pseudo_boundaries_cuda(
             mode,
             torch.cuda.current_stream(x.device).cuda_stream,
         )
+    if check:
+        _raise_if_flagged(x, anchors, lengths, scores)
     return bounds, scores
 
 
 @_pseudo_boundaries_op.register_fake
 def _pseudo_boundaries_fake(
-    x: torch.Tensor, anchors: torch.Tensor, lengths: torch.Tensor, mode: int
+    x: torch.Tensor, anchors: torch.Tensor, lengths: torch.Tensor, mode: int, check: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     batch, k = anchors.shape
     bounds = x.new_empty((batch, k - 1), dtype=torch.int64)
@@ -140,7 +173,7 @@ def _setup_context(ctx, inputs, output) -> None:
 
 
 def _backward(ctx, grad_bounds, grad_scores):
-    return None, None, None, None
+    return None, None, None, None, None
 
 
 # Boundaries are indices and the search is a discrete argmax: no gradients flow.
@@ -152,6 +185,7 @@ def pseudo_boundaries(
     anchors: torch.Tensor,
     lengths: torch.Tensor | None = None,
     mode: str = "mean",
+    check: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Best pseudo-boundaries per sequence.
 
@@ -161,30 +195,25 @@ def pseudo_boundaries(
             each in ``[0, lengths[b])``.
         lengths: (B,) valid lengths in ``[1, L]`` (default: all L); shots at or
             after a sequence's length are ignored.
-        mode: ``"mean"`` (mean cosine per segment) or ``"sum"`` (BaSSL DTW).
+        mode: ``"mean"`` (mean cosine per segment), ``"mean_others"`` (the same without
+            the anchor's own similarity) or ``"sum"`` (BaSSL DTW).
+        check: raise on bad anchors / lengths or NaN/inf shots (inside the op, so also
+            under ``torch.compile``; on a GPU this reads one flag back: one host sync).
+            ``False`` trusts the inputs and never waits for the GPU (the pre-training hot
+            path): a bad sequence then gets a NaN score (and bounds -1 for bad anchors
+            on a GPU) instead of an error; the C++ extension still rejects bad anchors.
 
     Returns:
         ``boundaries`` (B, K-1) int64 with ``anchors[:, k] <= boundaries[:, k] <
         anchors[:, k+1]``, and the optimal ``scores`` (B,) float32.
 
     Raises:
-        ValueError (:class:`sseg.errors.InputError`): bad shapes, dtypes, anchors,
-            lengths, mode, or NaN/inf within a sequence's valid shots.
+        ValueError (:class:`sseg.errors.InputError`): bad shapes, dtypes, mode (always,
+            no data needed), and with ``check`` bad anchors, lengths, or NaN/inf within a
+            sequence's valid shots.
     """
-    # The C++ extension checks anchors and lengths itself while it runs; elsewhere
-    # (CUDA, reference fallback) they are checked up front.
     x, anchors, lengths, code = check_inputs(x, anchors, lengths, mode, values=False)
-    native = x.device.type == "cpu" and _cpu_extension() is not None
-    if not native:
-        check_values(anchors, lengths, x.shape[1])
-    try:
-        bounds, scores = torch.ops.sseg.pseudo_boundaries(x.detach(), anchors, lengths, code)
-    except ValueError:
-        if native:  # re-check in Python for a message naming the bad sequence
-            check_values(anchors, lengths, x.shape[1])
-        raise
-    check_finite(scores)
-    return bounds, scores
+    return torch.ops.sseg.pseudo_boundaries(x.detach(), anchors, lengths, code, check)
 
 
 def pseudo_boundaries_reference(
