@@ -60,7 +60,7 @@ def predict_many(
         keyframes = torch.cat([windows for _, windows, _ in pending])
         valid = torch.cat([mask for _, _, mask in pending])
         probs = scorer(keyframes, valid).float().cpu()
-        for (video, windows, _), part in zip(
+        for (video, _windows, _), part in zip(
             pending, probs.split([w.shape[0] for _, w, _ in pending]), strict=True
         ):
             results[video] = torch.cat([results[video], part])

@@ -180,7 +180,7 @@ class ExportedScorer:
 
 
 def _archive_kind(path: Path) -> str:
-    """"program" or "aoti" from the archive's members; InputError if neither."""
+    """Kind of an exported archive, program or aoti, from its members; InputError if neither."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
