@@ -55,7 +55,8 @@ def test_bad_videos_are_named():
     with pytest.raises(ValueError, match="video 1: keyframes must be"):
         predict_many(model, [torch.zeros(3, 3, DIM), torch.zeros(3, DIM)])
     with pytest.raises(ValueError, match="video 2: keyframes are"):
-        predict_many(model, [torch.zeros(3, 3, DIM), torch.zeros(0, 1, DIM), torch.zeros(2, 1, DIM)])
+        videos = [torch.zeros(3, 3, DIM), torch.zeros(0, 1, DIM), torch.zeros(2, 1, DIM)]
+        predict_many(model, videos)
     with pytest.raises(ValueError, match="batch_size"):
         predict_many(model, [], batch_size=0)
     assert predict_many(model, []) == []
