@@ -171,22 +171,14 @@ def build_scorers(model: SceneModel, args, workdir: Path) -> dict[str, tuple]:
             0.0,
             "compiles on its first call of a shape: see first call s",
         )
-    if "export" in args.impls:
-        began = time.perf_counter()
-        export_to_file(model, workdir / "program.pt2", "program")
-        scorers["export"] = (
-            load_scorer(workdir / "program.pt2", args.device),
-            time.perf_counter() - began,
-            "torch.export + save + load",
-        )
-    if "aoti" in args.impls:
-        began = time.perf_counter()
-        export_to_file(model, workdir / "aoti.pt2", "aoti")
-        scorers["aoti"] = (
-            load_scorer(workdir / "aoti.pt2", args.device),
-            time.perf_counter() - began,
-            "torch.export + AOTInductor build + load",
-        )
+    builds = {"export": ("program", "torch.export + save + load"),
+              "aoti": ("aoti", "torch.export + AOTInductor build + load")}  # fmt: skip
+    for impl, (kind, what) in builds.items():
+        if impl in args.impls:
+            began = time.perf_counter()
+            export_to_file(model, workdir / f"{kind}.pt2", kind)
+            scorer = load_scorer(workdir / f"{kind}.pt2", args.device)
+            scorers[impl] = (scorer, time.perf_counter() - began, what)
     return scorers
 
 

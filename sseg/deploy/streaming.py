@@ -64,6 +64,9 @@ class StreamingSegmenter:
         self.threshold = threshold
         self.window = int(self.scorer.window)
         self.lookahead = self.window // 2
+        device = self.scorer.device
+        self._real = torch.ones(1, dtype=torch.bool, device=device)
+        self._padding = torch.zeros(1, dtype=torch.bool, device=device)
         self.reset()
 
     def reset(self) -> None:
@@ -94,7 +97,7 @@ class StreamingSegmenter:
         assert self._keyframes is not None
         new = torch.zeros_like(self._keyframes[:1]) if keyframes is None else keyframes[None]
         self._keyframes = torch.cat([self._keyframes[1:], new])
-        flag = torch.tensor([keyframes is not None], device=self._valid.device)
+        flag = self._real if keyframes is not None else self._padding
         self._valid = torch.cat([self._valid[1:], flag])
 
     def _decide(self, probabilities: torch.Tensor) -> list[BoundaryDecision]:
