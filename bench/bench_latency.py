@@ -227,8 +227,8 @@ def measure_streaming(scorers, args, out_of_time) -> tuple[list[dict], list[str]
         times = []
         for i in range(args.stream_shots):
             began = time.perf_counter()
-            decision = stream.push(shots[i], 2.67 * i, 2.67 * (i + 1))
-            if decision is not None:  # push returns after the probability reached the host
+            decisions = stream.push(shots[i], 2.67 * i, 2.67 * (i + 1))
+            if decisions:  # push returns after the probability reached the host
                 times.append(time.perf_counter() - began)
         stream.flush()
         ms = np.array(times[2:]) * 1e3  # the first two decisions warm up
