@@ -105,7 +105,9 @@ def export_scene_model(
     return program, meta
 
 
-def save_program(program: torch.export.ExportedProgram, meta: dict[str, Any], path) -> Path:
+def save_program(
+    program: torch.export.ExportedProgram, meta: dict[str, Any], path: str | Path
+) -> Path:
     """Atomically write an exported program (kind ``program``) with its description."""
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -115,14 +117,16 @@ def save_program(program: torch.export.ExportedProgram, meta: dict[str, Any], pa
     return path
 
 
-def save_aoti(program: torch.export.ExportedProgram, meta: dict[str, Any], path) -> Path:
+def save_aoti(
+    program: torch.export.ExportedProgram, meta: dict[str, Any], path: str | Path
+) -> Path:
     """Compile with AOTInductor and atomically write the package (kind ``aoti``)."""
+    from torch._inductor import aoti_compile_and_package
+
     path = Path(path)
     config = {"aot_inductor.metadata": {METADATA_KEY: json.dumps({**meta, "kind": "aoti"})}}
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        torch._inductor.aoti_compile_and_package(
-            program, package_path=handle, inductor_configs=config
-        )
+        aoti_compile_and_package(program, package_path=handle, inductor_configs=config)
     return path
 
 
@@ -214,10 +218,12 @@ def load_scorer(path: str | Path, device: str | torch.device | None = None) -> E
     from .. import kernels  # noqa: F401 - registers torch.ops.sseg.* used by the graph
 
     if kind == "aoti":
+        from torch._inductor import aoti_load_package
+
         target = torch.device(device) if device is not None else None
         index = -1 if target is None or target.index is None else target.index
         try:
-            runner = torch._inductor.aoti_load_package(str(path), device_index=index)
+            runner = aoti_load_package(str(path), device_index=index)
             stored = runner.get_metadata().get(METADATA_KEY)
         except (RuntimeError, OSError) as exc:
             raise InputError(f"cannot load the AOTInductor package ({exc})", path) from exc
