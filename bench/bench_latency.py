@@ -18,7 +18,8 @@ weights, float32. Implementations, each measured in the same run:
   program (a C++ build of minutes on a small CPU, so not in the default list).
 
 Per window batch B (``--batch-sizes``): p50 / p99 of one call on B windows, the device
-synchronised around each call. Streaming: p50 / p99 of one
+synchronised around each call, the implementations called in turn (one call each per
+round, so load changes on a shared machine hit all alike). Streaming: p50 / p99 of one
 :meth:`StreamingSegmenter.push` that returns a decision (window shift + one window +
 the probability back on the host). Each cell repeats for ``--cell-seconds`` (at least
 ``--min-reps`` calls); cells that would start after ``--max-seconds`` of wall time
@@ -153,12 +154,17 @@ class Timer:
         self.sync()
         return time.perf_counter() - began
 
-    def repeat(self, fn, seconds: float, min_reps: int, max_reps: int = 1000) -> np.ndarray:
-        times: list[float] = []
+    def interleaved(self, calls: dict, seconds: float, min_reps: int) -> dict[str, np.ndarray]:
+        """ms per call of each of ``calls``, taken in turn (one call of each per round), so
+        a change of load on a shared machine hits every implementation alike."""
+        times: dict[str, list[float]] = {name: [] for name in calls}
         deadline = time.perf_counter() + seconds
-        while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() < deadline):
-            times.append(self.once(fn))
-        return np.array(times) * 1e3
+        rounds = 0
+        while rounds < 1000 and (rounds < min_reps or time.perf_counter() < deadline):
+            for name, call in calls.items():
+                times[name].append(self.once(call))
+            rounds += 1
+        return {name: np.array(t) * 1e3 for name, t in times.items()}
 
 
 def build_scorers(model: SceneModel, args, workdir: Path) -> dict[str, tuple]:
@@ -197,44 +203,47 @@ def measure_batches(scorers, args, timer: Timer, out_of_time) -> tuple[list[dict
     for batch in args.batch_sizes:
         keyframes, valid = window_batch(batch, args.device)
         reference = scorers["eager"][0](keyframes, valid).float()
+        calls, first, error = {}, {}, {}
         for impl, (scorer, _, _) in scorers.items():
             if out_of_time():
                 skipped.append(f"{impl} batch {batch}")
                 continue
-            call = functools.partial(scorer, keyframes, valid)
-            first = timer.once(call)
-            error = (call().float() - reference).abs().max().item()
-            ms = timer.repeat(call, args.cell_seconds, args.min_reps)
-            rows.append({"impl": impl, "batch": batch, "ms": ms, "first": first, "error": error})
+            calls[impl] = functools.partial(scorer, keyframes, valid)
+            first[impl] = timer.once(calls[impl])  # compiles a new shape, autotunes
+            error[impl] = (calls[impl]().float() - reference).abs().max().item()
+        times = timer.interleaved(calls, args.cell_seconds * len(calls), args.min_reps)
+        for impl, ms in times.items():
+            rows.append({"impl": impl, "batch": batch, "ms": ms, "first": first[impl],
+                         "error": error[impl]})  # fmt: skip
             print(
                 f"{impl:8s} batch {batch:4d}: p50 {np.percentile(ms, 50):9.3f} ms (n={ms.size}, "
-                f"first call {first:.2f} s, max |dp| {error:.1e})",
+                f"first call {first[impl]:.2f} s, max |dp| {error[impl]:.1e})",
                 flush=True,
             )
     return rows, skipped
 
 
 def measure_streaming(scorers, args, out_of_time) -> tuple[list[dict], list[str]]:
-    """Per-shot time of the pushes that return a decision, per impl."""
+    """Per-shot time of the pushes that return a decision, per impl, taken in turn."""
+    if out_of_time():
+        return [], [f"{impl} streaming" for impl in scorers]
     generator = torch.Generator().manual_seed(1)
     shots = torch.randn(args.stream_shots, KEYFRAMES, DIM, generator=generator).to(args.device)
-    rows, skipped = [], []
-    for impl, (scorer, _, _) in scorers.items():
-        if out_of_time():
-            skipped.append(f"{impl} streaming")
-            continue
-        stream = StreamingSegmenter(scorer)
-        times = []
-        for i in range(args.stream_shots):
+    streams = {impl: StreamingSegmenter(scorer) for impl, (scorer, _, _) in scorers.items()}
+    times: dict[str, list[float]] = {impl: [] for impl in streams}
+    for i in range(args.stream_shots):
+        for impl, stream in streams.items():
             began = time.perf_counter()
             decisions = stream.push(shots[i], 2.67 * i, 2.67 * (i + 1))
             if decisions:  # push returns after the probability reached the host
-                times.append(time.perf_counter() - began)
+                times[impl].append(time.perf_counter() - began)
+    rows = []
+    for impl, stream in streams.items():
         stream.flush()
-        ms = np.array(times[2:]) * 1e3  # the first two decisions warm up
+        ms = np.array(times[impl][2:]) * 1e3  # the first two decisions warm up
         rows.append({"impl": impl, "ms": ms, "lookahead": stream.lookahead})
         print(f"{impl:8s} streaming: p50 {np.percentile(ms, 50):.3f} ms/shot (n={ms.size})")
-    return rows, skipped
+    return rows, []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,7 +295,9 @@ def write_report(args, batch_rows, stream_rows, setup, skipped, wall: float) -> 
         "hidden 768, 8 heads, 2 layers, W = 17 shots; random weights. A window = the 17 "
         "shots around the shot being scored. n = calls timed; p99 of fewer than 100 calls is "
         "close to their maximum. `max |dp|` = largest probability difference from eager on "
-        "the same batch.",
+        "the same batch. Implementations are timed in turn, one call each per round. First "
+        "calls compile (torch.compile) or autotune (Triton) and use Inductor's on-disk cache, "
+        "warm when the bench ran before on the machine.",
         "",
         "## One call on a batch of windows",
         "",
