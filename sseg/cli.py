@@ -19,7 +19,16 @@ from . import __version__
 from .errors import SsegError
 from .threads import apply_threads, parse_threads
 
-COMMANDS = ("segment", "extract", "pretrain", "finetune", "evaluate", "ablate", "demo-model")
+COMMANDS = (
+    "segment",
+    "extract",
+    "pretrain",
+    "finetune",
+    "evaluate",
+    "ablate",
+    "demo-model",
+    "export",
+)
 
 
 def _command_module(name: str):
