@@ -15,6 +15,7 @@ setting in which fine-tuning also starts from the pre-trained context encoder.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -132,6 +133,10 @@ class AblationData:
     banks: dict[str, Path]  # "definition" / "name" -> (G, D) .npy
 
 
+def _timestamped(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
 def _metrics_subset(result: dict) -> dict[str, float]:
     return {k: float(result[k]) for k in ("AP", "F1", "mIoU", "Recall", "Recall@3s")}
 
@@ -151,12 +156,13 @@ class Ablation:
         data: AblationData,
         out_dir: str | Path,
         settings: AblationSettings,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] | None = None,
     ):
         from ..data.annotations import load_labels, select_videos
         from ..features import FeatureStore
 
-        self.data, self.settings, self.log = data, settings, log
+        self.data, self.settings = data, settings
+        self.log = log or _timestamped
         self.out = Path(out_dir)
         self.store = FeatureStore(data.store)
         split = None if data.split is None else str(data.split)
@@ -322,7 +328,8 @@ def run_parallel(ablation: Ablation, rows: Sequence[str], seeds: Sequence[int], 
             wanted = groups.setdefault(row.training.pretrain_key, [])
             if (row.training, row.tau) not in wanted:
                 wanted.append((row.training, row.tau))
-    tasks = [(runs, seed) for runs in groups.values() for seed in seeds]
+    # seed-major: a table cut short still has whole seeds
+    tasks = [(runs, seed) for seed in seeds for runs in groups.values()]
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
         futures = [
             pool.submit(_run_group, ablation.data, ablation.out, ablation.settings, runs, seed)
