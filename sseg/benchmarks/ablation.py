@@ -114,9 +114,9 @@ class AblationSettings:
     dropout: float = 0.1
     anchors: int = 3
     dtw_mode: str = "sum"
-    pretrain_steps: int = 500
+    pretrain_steps: int = 300
     pretrain_lr: float = 1e-3
-    finetune_steps: int = 600
+    finetune_steps: int = 300
     finetune_lr: float = 1e-3
     batch_size: int = 64
     pos_weight: str | None = None
