@@ -74,7 +74,7 @@ def test_export_command_writes_a_verified_program(tmp_path, capsys):
     ("make", "extra", "message"),
     [
         ("missing", [], "checkpoint file not found"),
-        ("text", [], "not a readable safetensors checkpoint"),
+        ("text", [], "not a safetensors checkpoint"),
         ("good", ["--out", "{tmp}/x.onnx"], "output must end in .pt2"),
         ("good", ["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"],
          "--device"),
