@@ -36,6 +36,7 @@ DEFAULT_THRESHOLDS = {"transnetv2": 0.5, "content": 27.0}
 CONTENT_WIDTH = 128  # content detector works on frames scaled to this width
 TRANSNET_SIZE = (48, 27)  # TransNetV2's input frames (width, height)
 FADE_THRESHOLD = 12.0  # mean RGB level (0-255) below which a frame counts as black
+FADE_STEP = 0.25  # brightness change per frame that still counts as part of a fade ramp
 
 
 @dataclass
@@ -118,18 +119,27 @@ def cuts_from_transitions(probs: np.ndarray, threshold: float) -> list[int]:
 def cuts_from_fades(
     levels: np.ndarray, threshold: float = FADE_THRESHOLD
 ) -> list[tuple[int, int, int]]:
-    """Fades through black: ``(cut, first_dark, last_dark)`` positions into ``levels``.
+    """Fades through black: ``(cut, first, last)`` positions into ``levels``.
 
     ``levels`` is each frame's mean RGB value (0-255). A run of frames below
     ``threshold`` with brighter frames on both sides is a fade out + fade in; the new
-    shot starts at the middle of the run. Dark runs at the very start or end of
-    the video are fades from / to black within one shot, not boundaries.
+    shot starts at the middle of the dark run. ``first``/``last`` span the whole
+    transition: the dark run widened by the brightness ramps on either side (the
+    fade out and the fade in). Dark runs at the very start or end of the video
+    are fades from / to black within one shot, not boundaries.
     """
+    levels = np.asarray(levels, dtype=np.float64)
     n = len(levels)
     out = []
-    for first, last in _runs(np.asarray(levels) < threshold):
-        if first > 0 and last < n - 1:
-            out.append((int((first + last + 1) // 2), int(first), int(last)))
+    for first, last in _runs(levels < threshold):
+        if first == 0 or last == n - 1:
+            continue
+        cut = int((first + last + 1) // 2)
+        while first > 0 and levels[first - 1] > levels[first] + FADE_STEP:
+            first -= 1
+        while last < n - 1 and levels[last + 1] > levels[last] + FADE_STEP:
+            last += 1
+        out.append((cut, int(first), int(last)))
     return out
 
 
@@ -137,9 +147,7 @@ def merge_fade_cuts(
     cuts: list[int], fades: list[tuple[int, int, int]], margin: int = 2
 ) -> list[int]:
     """Detector cuts plus fade cuts; a detector cut within a fade (+-``margin``) is dropped."""
-    kept = [
-        c for c in cuts if not any(a - margin <= c <= b + 1 + margin for _, a, b in fades)
-    ]
+    kept = [c for c in cuts if not any(a - margin <= c <= b + 1 + margin for _, a, b in fades)]
     return sorted(set(kept) | {cut for cut, _, _ in fades})
 
 

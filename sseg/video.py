@@ -16,6 +16,7 @@ A display matrix (phone "rotate" metadata) is applied to every frame, and
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Iterator
@@ -359,10 +360,8 @@ def open_video(path: str | Path) -> Video:
             width, height = width or first.width, height or first.height
             orientation = _frame_orientation(first) or UPRIGHT
         if orientation == UPRIGHT and "rotate" in stream.metadata:
-            try:
+            with contextlib.suppress(ValueError):
                 orientation = orientation_from_rotate_tag(float(stream.metadata["rotate"]))
-            except ValueError:
-                pass
     finally:
         container.close()
     if width <= 0 or height <= 0:

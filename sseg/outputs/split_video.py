@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Any
 
 from ..atomic import all_or_nothing, atomic_path
 from ..errors import InputError, VideoError
+from ..timecode import cut_window
 
 
 def ffmpeg_path() -> str:
@@ -30,10 +33,12 @@ def split_video(result: Any, out_dir: str | Path, stem: str) -> list[Path]:
         for scene in result.scenes:
             target = Path(out_dir) / f"{stem}-Scene-{scene.index + 1:03d}.mp4"
             with atomic_path(target) as tmp:
+                # Cut by stream time; keep each frame's own timestamp (no duplicated frames
+                # for variable-frame-rate video).
+                first, length = cut_window(scene.start_time, scene.end_time)
                 command = [
                     ffmpeg, "-nostdin", "-loglevel", "error", "-y",
-                    "-ss", f"{scene.start_time:.3f}", "-i", source,
-                    "-t", f"{scene.duration:.3f}",
+                    "-ss", first, "-i", source, "-t", length, *_keep_timestamps(ffmpeg),
                     "-map", "0:v:0", "-map", "0:a?", "-c:v", "libx264", "-preset", "veryfast",
                     "-crf", "20", "-c:a", "aac", "-f", "mp4", str(tmp),
                 ]  # fmt: skip
@@ -44,3 +49,15 @@ def split_video(result: Any, out_dir: str | Path, stem: str) -> list[Path]:
                     raise VideoError(problem, source)
             written.append(target)
     return written
+
+
+@functools.cache
+def _keep_timestamps(ffmpeg: str) -> tuple[str, ...]:
+    """ffmpeg options passing frames through with their timestamps (``-vsync`` before 5.1)."""
+    try:
+        banner = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout
+    except OSError:
+        banner = ""
+    match = re.match(r"ffmpeg version n?(\d+)\.(\d+)", banner)
+    old = match is not None and (int(match.group(1)), int(match.group(2))) < (5, 1)
+    return ("-vsync", "passthrough") if old else ("-fps_mode", "passthrough")
