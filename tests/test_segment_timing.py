@@ -173,5 +173,5 @@ def test_fade_cuts_and_merge_units():
     levels = np.array([100, 100, 80, 50, 20, 5, 4, 5, 30, 60, 90, 100, 100, 3, 3], float)
     fades = cuts_from_fades(levels)
     assert fades == [(6, 1, 11)]  # dark run 5..7 -> cut at 6; ramps widen it to 1..11
-    assert merge_fade_cuts([1, 4, 9, 12], fades) == [6, 12]
+    assert merge_fade_cuts([4, 9, 20], fades) == [6, 20]
     assert cuts_from_fades(np.array([2, 2, 50, 60])) == []  # fade in from black at the start
