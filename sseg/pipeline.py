@@ -275,7 +275,7 @@ def segment(
     info = video.info
     if video.end_time is not None and video.decoded_frames:
         # Exact frame count and duration (stream timestamps) from the full decode.
-        info = replace(info, frame_count=video.decoded_frames, duration=video.end_time)
+        info = replace(info, frame_count=shots[-1].end_frame, duration=video.end_time)
     timings["shot_detection"] = time.perf_counter() - tick
 
     tick = time.perf_counter()

@@ -207,7 +207,10 @@ class _TransNetV2:
                     )
                     self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
-            cls._cache[device] = _Quiet(device=device)
+            model = _Quiet(device=device)
+            # Its input arrives channels-last (B, T, H, W, 3 permuted): keep the 3-D convs
+            # in that layout instead of reordering around every one (faster on CPU).
+            cls._cache[device] = model.to(memory_format=torch.channels_last_3d)
         return cls._cache[device]
 
 
@@ -282,7 +285,7 @@ def detect_shots(
     start_frame: int = 0,
     end_frame: int | None = None,
     device: str = "cpu",
-    batch_size: int = 8,
+    batch_size: int = 2,
     quiet: bool = True,
     *,
     start_time: float | None = None,
@@ -302,7 +305,9 @@ def detect_shots(
     threshold = DEFAULT_THRESHOLDS[detector] if threshold is None else float(threshold)
     info = video.info
     if detector == "transnetv2":
-        size = TRANSNET_SIZE
+        from .keyframe_features import resolve_device
+
+        size, device = TRANSNET_SIZE, resolve_device(device)
     else:
         size = (CONTENT_WIDTH, max(2, round(CONTENT_WIDTH * info.height / info.width / 2) * 2))
     total = max((end_frame or info.frame_count) - start_frame, 0)

@@ -175,3 +175,49 @@ def test_fade_cuts_and_merge_units():
     assert fades == [(6, 1, 11)]  # dark run 5..7 -> cut at 6; ramps widen it to 1..11
     assert merge_fade_cuts([4, 9, 20], fades) == [6, 20]
     assert cuts_from_fades(np.array([2, 2, 50, 60])) == []  # fade in from black at the start
+
+
+@pytest.mark.parametrize("detector", ["content", "transnetv2"])
+def test_detection_progress_bar_ends_at_100_percent(vfr_clip, monkeypatch, detector):
+    import io
+
+    from tqdm import tqdm
+
+    import sseg.shot_detect as shot_detect
+
+    bars: list[tqdm] = []
+
+    def recording_bar(total, desc, quiet):
+        bars.append(tqdm(total=total + 17, desc=desc, file=io.StringIO()))  # a wrong estimate
+        return bars[-1]
+
+    monkeypatch.setattr(shot_detect, "_bar", recording_bar)
+    detect_shots(vfr_clip, detector=detector, min_shot_frames=3)
+    assert bars[0].n == bars[0].total == 60
+
+
+def test_draft_decoding_at_reduced_resolution_keeps_every_frame(tmp_path):
+    from sseg.testing.videos import write_video
+
+    clip = write_video(
+        tmp_path / "mpeg4.mp4", [[9, 11], [10]], fps=10, size=(640, 480), codec="mpeg4"
+    )
+    video = open_video(clip.path)
+    draft = list(video.frames(size=(48, 27), draft=True))
+    full = list(video.frames(size=(48, 27)))
+    assert [f.index for f in draft] == [f.index for f in full] == list(range(30))
+    assert draft[0].rgb.shape == (27, 48, 3)
+    assert np.abs(draft[5].rgb.astype(int) - full[5].rgb).mean() < 12  # same picture
+    shots, _ = detect_shots(clip.path, detector="content", min_shot_frames=3)
+    assert [s.start_frame for s in shots] == clip.shot_starts
+
+
+def test_batched_transnetv2_windows_match_one_at_a_time():
+    from sseg.shot_detect import transnetv2_probs
+
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (260, 27, 48, 3), dtype=np.uint8)
+    frames[120:] //= 3
+    one = transnetv2_probs(iter(frames), "cpu", batch_size=1)
+    batched = transnetv2_probs(iter(frames), "cpu", batch_size=3)
+    np.testing.assert_allclose(one, batched, atol=1e-5)
