@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -38,26 +36,17 @@ def split_video(result: Any, out_dir: str | Path, stem: str) -> list[Path]:
                 first, length = cut_window(scene.start_time, scene.end_time)
                 command = [
                     ffmpeg, "-nostdin", "-loglevel", "error", "-y",
-                    "-ss", first, "-i", source, "-t", length, *_keep_timestamps(ffmpeg),
+                    "-ss", first, "-i", source, "-t", length, "-fps_mode", "passthrough",
                     "-map", "0:v:0", "-map", "0:a?", "-c:v", "libx264", "-preset", "veryfast",
                     "-crf", "20", "-c:a", "aac", "-f", "mp4", str(tmp),
                 ]  # fmt: skip
                 done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0 and "fps_mode" in done.stderr:  # ffmpeg before 5.1
+                    command[command.index("-fps_mode")] = "-vsync"
+                    done = subprocess.run(command, capture_output=True, text=True)
                 if done.returncode != 0:
                     reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
                     problem = f"ffmpeg could not cut scene {scene.index + 1}: {reason}"
                     raise VideoError(problem, source)
             written.append(target)
     return written
-
-
-@functools.cache
-def _keep_timestamps(ffmpeg: str) -> tuple[str, ...]:
-    """ffmpeg options passing frames through with their timestamps (``-vsync`` before 5.1)."""
-    try:
-        banner = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout
-    except OSError:
-        banner = ""
-    match = re.match(r"ffmpeg version n?(\d+)\.(\d+)", banner)
-    old = match is not None and (int(match.group(1)), int(match.group(2))) < (5, 1)
-    return ("-vsync", "passthrough") if old else ("-fps_mode", "passthrough")
