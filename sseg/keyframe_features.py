@@ -151,7 +151,7 @@ def encode_video_keyframes(
             for i, j in slots:
                 feats[i, j] = row
                 done[i, j] = True
-        bar.update(len(batch))
+        bar.update(sum(len(slots) for slots in batch_slots))  # keyframe slots filled
         batch.clear()
         batch_slots.clear()
 
@@ -173,6 +173,7 @@ def encode_video_keyframes(
                 flush()
         if batch:
             flush()
+        bar.update(bar.total - bar.n)  # unreadable keyframes get the nearest one below
     if feats is None:
         raise InputError("none of the keyframes could be decoded", getattr(video, "path", None))
     if not done.all():  # unreadable keyframes: copy the nearest decoded one in time

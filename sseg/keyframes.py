@@ -98,6 +98,7 @@ def keyframes_for_shots(
         ):
             found[frame.index] = frame.rgb
             bar.update(1)
+        bar.update(bar.total - bar.n)  # unreadable keyframes get the nearest one below
     if not found:
         raise InputError("none of the keyframes could be decoded", video.path)
     available = np.array(sorted(found))

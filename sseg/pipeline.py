@@ -51,16 +51,14 @@ def detect_shots(
     from .shot_detect import detect_shots as _detect
 
     video = open_video(path)
-    start_frame, end_frame = frame_range(video.info, start, end)
     detection = _detect(
         video,
         detector=detector,
         threshold=threshold,
         min_shot_frames=min_shot_frames,
-        start_frame=start_frame,
-        end_frame=end_frame,
         device=device,
         quiet=quiet,
+        **range_bounds(video.info, start, end),
     )
     return detection.shots, video.info.fps
 
@@ -74,6 +72,33 @@ def frame_range(
     if end_frame is not None and end_frame <= start_frame:
         raise InputError(f"--end ({end}) must come after --start ({start or 0})", info.path)
     return start_frame, end_frame
+
+
+def range_bounds(
+    info: VideoInfo, start: str | float | int | None, end: str | float | int | None
+) -> dict[str, Any]:
+    """``start``/``end`` timecodes as shot-detection bounds.
+
+    A frame number (``123``) bounds by frame index, any other timecode by the
+    frames' stream timestamps (right for variable frame rate):
+    ``{start_frame, end_frame, start_time, end_time}``.
+    """
+    frame_range(info, start, end)  # validates both and their order
+    bounds: dict[str, Any] = {"start_frame": 0, "end_frame": None}
+    for key, text in (("start", start), ("end", end)):
+        if text is None:
+            continue
+        if _is_frame_number(text):
+            bounds[f"{key}_frame"] = int(str(text).strip())
+        else:
+            bounds[f"{key}_time"] = parse_timecode(text, info.fps)
+    return bounds
+
+
+def _is_frame_number(text: str | float | int) -> bool:
+    if isinstance(text, bool):
+        return False
+    return isinstance(text, int) or (isinstance(text, str) and text.strip().isdigit())
 
 
 @dataclass
@@ -219,7 +244,7 @@ def segment(
     began = time.perf_counter()
 
     video = open_video(path)
-    start_frame, end_frame = frame_range(video.info, start, end)
+    bounds = range_bounds(video.info, start, end)
     tick = time.perf_counter()
     scene_model, model_name = loaded_model or load_scene_model(model, device, quiet)
     meta = scene_model.meta
@@ -245,17 +270,15 @@ def segment(
         detector=detector,
         threshold=detector_threshold,
         min_shot_frames=min_shot_frames,
-        start_frame=start_frame,
-        end_frame=end_frame,
         device=device,
         quiet=quiet,
+        **bounds,
     )
     shots = detection.shots
     info = video.info
-    if end_frame is None and start_frame == 0 and video.decoded_frames:
-        # Exact frame count and duration from the full decode.
-        last = shots[-1].end_frame
-        info = replace(info, frame_count=last, duration=last / info.fps)
+    if video.end_time is not None and video.decoded_frames:
+        # Exact frame count and duration (stream timestamps) from the full decode.
+        info = replace(info, frame_count=shots[-1].end_frame, duration=video.end_time)
     timings["shot_detection"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -266,8 +289,9 @@ def segment(
 
     tick = time.perf_counter()
     probs, intra = _infer(
-        scene_model, shots, feats, info, threshold, tau if split else None, device, quiet
-    )
+        scene_model, shots, feats, info, threshold, tau if split else None, device, quiet,
+        detection.frame_at,
+    )  # fmt: skip
     timings["inference"] = time.perf_counter() - tick
 
     scenes = group_scenes(shots, probs, threshold)
@@ -296,6 +320,7 @@ def _infer(
     tau: float | None,
     device: str,
     quiet: bool,
+    frame_at=None,
 ) -> tuple[np.ndarray, list[IntraShotBoundary]]:
     """Boundary probabilities per shot, with test-time splitting of long shots."""
     from .shots import ShotSequence
@@ -313,7 +338,7 @@ def _infer(
         bar.update(len(sub))
     probs = plan.merge(sub).astype(np.float64)
     intra = [
-        IntraShotBoundary(shot, t, to_frame(t, info.fps), p)
+        IntraShotBoundary(shot, t, frame_at(t) if frame_at else to_frame(t, info.fps), p)
         for shot, t, p in plan.intra_shot_boundaries(sub, threshold)
     ]
     return probs, intra

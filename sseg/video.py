@@ -1,14 +1,22 @@
-"""Video decoding with PyAV: clear errors for bad files, tolerant frame iteration.
+"""Video decoding with PyAV: stream timestamps, display rotation, tolerant frame iteration.
 
 :func:`open_video` checks the file up front (missing, empty, not a video, no
-video stream) and raises :class:`~sseg.errors.VideoError` naming the file.
-:meth:`Video.frames` decodes frames in order, skipping packets that fail to
-decode (counted in :attr:`Video.skipped_frames`, one warning per video), so a
-damaged region in the middle of a file never aborts a run.
+video stream, no decodable first frame) and raises :class:`~sseg.errors.VideoError`
+naming the file. :meth:`Video.frames` decodes frames in order, skipping packets
+that fail to decode (counted in :attr:`Video.skipped_frames`, one warning per
+video), so a damaged region in the middle of a file never aborts a run.
+
+Times come from the stream's presentation timestamps (PTS), measured from the
+container's start (the origin ffmpeg's ``-ss`` and players use), so they are
+right for variable-frame-rate video. Frame indices count decoded frames in
+presentation order; frames lost to decode errors are counted from the time gap.
+A display matrix (phone "rotate" metadata) is applied to every frame, and
+:class:`VideoInfo` gives the displayed size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Iterator
@@ -19,10 +27,18 @@ import numpy as np
 
 from .errors import InputError, VideoError
 
+# Codecs whose decoders can decode at 1/2, 1/4 or 1/8 resolution (FFmpeg's "lowres").
+LOWRES_CODECS = {"mjpeg": 3, "mpeg4": 3, "h263": 3, "mpeg1video": 3, "mpeg2video": 3}
+
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """Basic properties of a video stream (frame_count is exact after a full decode)."""
+    """Basic properties of a video stream (frame_count is exact after a full decode).
+
+    ``width``/``height`` are the displayed size (after rotation); ``rotation`` is the
+    clockwise rotation in degrees that the display matrix applies (0, 90, 180, 270).
+    ``fps`` is the average frame rate; times always come from the stream's timestamps.
+    """
 
     path: str
     fps: float
@@ -31,6 +47,7 @@ class VideoInfo:
     width: int
     height: int
     codec: str
+    rotation: int = 0
 
     def to_dict(self) -> dict:
         """Plain-dict form for JSON output."""
@@ -39,11 +56,86 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: its index in the video, time in seconds and RGB pixels."""
+    """One decoded frame: index, presentation time (s), RGB pixels, display duration (s)."""
 
     index: int
     time: float
-    rgb: np.ndarray  # (H, W, 3) uint8
+    rgb: np.ndarray  # (H, W, 3) uint8, displayed orientation
+    duration: float = 0.0
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """Pixel transform of a display matrix: transpose first, then flip rows / columns."""
+
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+
+    @property
+    def rotation(self) -> int:
+        """Clockwise rotation in degrees (mirroring ignored)."""
+        if not self.transpose:
+            return 180 if self.flip_rows and self.flip_cols else 0
+        return 90 if self.flip_cols else 270
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        """Coded-orientation pixels (H, W, C) -> displayed orientation."""
+        if self.transpose:
+            rgb = rgb.transpose(1, 0, 2)
+        if self.flip_rows:
+            rgb = rgb[::-1]
+        if self.flip_cols:
+            rgb = rgb[:, ::-1]
+        return np.ascontiguousarray(rgb) if self != UPRIGHT else rgb
+
+    def coded_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Displayed (width, height) -> (width, height) to scale the coded frame to."""
+        return (size[1], size[0]) if self.transpose else size
+
+
+UPRIGHT = Orientation()
+
+
+def orientation_from_matrix(matrix: np.ndarray) -> Orientation | None:
+    """Orientation of a 3x3 FFmpeg display matrix (9 int32, 16.16 fixed point).
+
+    A point (p, q) of the decoded frame is shown at (a p + c q, b p + d q) with
+    a, b, c, d = matrix[0], matrix[1], matrix[3], matrix[4]. Returns None when the
+    matrix is not a multiple of 90 degrees (then frames are used as decoded).
+    """
+    m = np.asarray(matrix, dtype=np.float64).reshape(-1)
+    if m.size != 9:
+        return None
+    a, b, c, d = (float(v) / 65536.0 for v in (m[0], m[1], m[3], m[4]))
+    scale = max(math.hypot(a, b), math.hypot(c, d))
+    if scale <= 0:
+        return None
+    a, b, c, d = (v / scale for v in (a, b, c, d))
+    if abs(b) < 1e-3 and abs(c) < 1e-3 and abs(abs(a) - 1) < 1e-3 and abs(abs(d) - 1) < 1e-3:
+        return Orientation(False, d < 0, a < 0)
+    if abs(a) < 1e-3 and abs(d) < 1e-3 and abs(abs(b) - 1) < 1e-3 and abs(abs(c) - 1) < 1e-3:
+        return Orientation(True, b < 0, c < 0)
+    return None
+
+
+def orientation_from_rotate_tag(degrees: float) -> Orientation:
+    """Orientation of an old-style clockwise ``rotate`` metadata tag."""
+    return {
+        90: Orientation(True, False, True),
+        180: Orientation(False, True, True),
+        270: Orientation(True, True, False),
+    }.get(int(round(degrees)) % 360, UPRIGHT)
+
+
+def _frame_orientation(frame) -> Orientation | None:
+    """Orientation from a decoded frame's display-matrix side data, if it has one."""
+    for side in getattr(frame, "side_data", ()):
+        if "DISPLAYMATRIX" in str(getattr(side, "type", "")):
+            data = bytes(side)
+            if len(data) >= 36:
+                return orientation_from_matrix(np.frombuffer(data[:36], dtype="<i4"))
+    return None
 
 
 def _av():
@@ -55,11 +147,20 @@ def _av():
 class Video:
     """An opened video file; use :func:`open_video` to create one."""
 
-    def __init__(self, path: Path, info: VideoInfo):
+    def __init__(
+        self,
+        path: Path,
+        info: VideoInfo,
+        orientation: Orientation = UPRIGHT,
+        origin: float | None = None,
+    ):
         self.path = path
         self.info = info
+        self.orientation = orientation
+        self.origin = origin  # stream time (s) that is time 0; None = first frame's time
         self.skipped_frames = 0
         self.decoded_frames = 0
+        self.end_time: float | None = None  # time after the last frame, after a full decode
 
     def frames(
         self,
@@ -67,33 +168,48 @@ class Video:
         start_frame: int = 0,
         end_frame: int | None = None,
         wanted: set[int] | None = None,
+        *,
+        start_time: float | None = None,
+        end_time: float | None = None,
+        draft: bool = False,
     ) -> Iterator[Frame]:
-        """Yield frames ``start_frame <= index < end_frame`` in order, as RGB arrays.
+        """Yield frames in order, as RGB arrays in displayed orientation.
 
         Args:
-            size: (width, height) to scale each frame to, or None for the native size.
+            size: displayed (width, height) to scale each frame to, or None for the
+                native size.
             start_frame, end_frame: frame range to yield (end None = to the end).
             wanted: if given, only these frame indices are converted and yielded
                 (others are still decoded, which is needed for inter-frame codecs).
+            start_time, end_time: also restrict to frames whose time is in
+                ``[start_time, end_time)`` seconds.
+            draft: decode for analysis at a small ``size``: the codec's reduced
+                resolution decoding where it has one, no in-loop deblocking filter.
 
         Packets that fail to decode are skipped with a warning and counted in
         :attr:`skipped_frames`. Raises VideoError if the file cannot be read at all
         or no frame could be decoded.
         """
         av = _av()
-        fps = self.info.fps
+        fps = self.info.fps if self.info.fps > 0 else 25.0
         self.skipped_frames = 0
         self.decoded_frames = 0
-        width, height = size if size is not None else (None, None)
-        last_index = -1
-        first_time: float | None = None
+        self.end_time = None
+        coded = None if size is None else self.orientation.coded_size(size)
+        last_index, last_time, last_duration = -1, None, 1.0 / fps
+        errors_since_frame = 0
+        origin = self.origin
         try:
             container = av.open(str(self.path))
         except (av.error.FFmpegError, OSError) as exc:
             raise VideoError(f"cannot open video ({_reason(exc)})", self.path) from exc
+        finished = False
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if draft:
+                stream.codec_context.options = _draft_options(stream, coded)
+            time_base = float(stream.time_base) if stream.time_base else 0.0
             packets = container.demux(stream)
             while True:
                 try:
@@ -107,32 +223,53 @@ class Video:
                     decoded = packet.decode()
                 except av.error.FFmpegError:
                     self._skip("a packet could not be decoded")
+                    errors_since_frame += 1
                     continue
                 for frame in decoded:
-                    time = frame.time
-                    if time is not None and first_time is None:
-                        first_time = time
-                    if time is not None and fps > 0:
-                        index = max(last_index + 1, round((time - first_time) * fps))
+                    raw = frame.time
+                    if raw is not None and origin is None:
+                        origin = raw
+                    if raw is not None:
+                        time = raw - origin
+                    elif last_time is not None:
+                        time = last_time + last_duration
                     else:
-                        index = last_index + 1
-                    last_index = index
+                        time = 0.0
+                    index = last_index + 1
+                    if errors_since_frame and last_time is not None and last_duration > 0:
+                        # Frames lost to decode errors: count them from the time gap.
+                        index += max(0, round((time - last_time) / last_duration) - 1)
+                    errors_since_frame = 0
+                    duration = frame.duration * time_base if frame.duration else 0.0
+                    if duration <= 0:
+                        duration = time - last_time if last_time is not None else 1.0 / fps
+                        duration = duration if duration > 0 else 1.0 / fps
+                    last_index, last_time, last_duration = index, time, duration
                     self.decoded_frames += 1
-                    if index < start_frame or (wanted is not None and index not in wanted):
+                    if (
+                        index < start_frame
+                        or (start_time is not None and time < start_time - 1e-6)
+                        or (wanted is not None and index not in wanted)
+                    ):
                         continue
-                    if end_frame is not None and index >= end_frame:
+                    if (end_frame is not None and index >= end_frame) or (
+                        end_time is not None and time >= end_time - 1e-6
+                    ):
                         return
                     try:
-                        if width is not None:
-                            rgb = frame.to_ndarray(width=width, height=height, format="rgb24")
+                        if coded is not None:
+                            rgb = frame.to_ndarray(width=coded[0], height=coded[1], format="rgb24")
                         else:
                             rgb = frame.to_ndarray(format="rgb24")
                     except (av.error.FFmpegError, ValueError):
                         self._skip("a frame could not be converted")
                         continue
-                    yield Frame(index, index / fps if fps > 0 else 0.0, rgb)
+                    yield Frame(index, time, self.orientation.apply(rgb), duration)
+            finished = True
         finally:
             container.close()
+            if finished and last_time is not None:
+                self.end_time = last_time + last_duration
             if self.skipped_frames:
                 warnings.warn(
                     f"{self.path}: skipped {self.skipped_frames} unreadable packet(s)/frame(s)",
@@ -146,17 +283,39 @@ class Video:
         self.skipped_frames += 1
 
 
+def _draft_options(stream, coded_size: tuple[int, int] | None) -> dict[str, str]:
+    """Decoder options for analysis frames: lowres where the codec has it, no deblocking."""
+    options = {"skip_loop_filter": "all"}
+    ctx = stream.codec_context
+    max_level = LOWRES_CODECS.get(str(ctx.name or ""), 0)
+    if coded_size is not None and max_level and ctx.width and ctx.height:
+        level = 0
+        # Keep at least twice the target size so scaling still averages pixels.
+        while (
+            level < max_level
+            and ctx.width >> (level + 1) >= 2 * coded_size[0]
+            and ctx.height >> (level + 1) >= 2 * coded_size[1]
+        ):
+            level += 1
+        if level:
+            options["lowres"] = str(level)
+    return options
+
+
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return text.split(":")[0].strip() if text else type(exc).__name__
 
 
 def open_video(path: str | Path) -> Video:
-    """Open ``path`` and read its stream properties.
+    """Open ``path``, read its stream properties and decode its first frame.
+
+    The first frame gives the display matrix (rotation) and the time origin.
 
     Raises:
         InputError: the path does not exist or is a directory (exit code 2).
-        VideoError: empty file, not a video, no video stream (exit code 3).
+        VideoError: empty file, not a video, no video stream, no decodable frame
+            (exit code 3).
     """
     av = _av()
     path = Path(path)
@@ -179,7 +338,7 @@ def open_video(path: str | Path) -> Video:
         rate = stream.average_rate or stream.base_rate or stream.guessed_rate
         fps = float(rate) if rate else 0.0
         if not math.isfinite(fps) or fps <= 0:
-            fps = 25.0  # unknown rate: a common default, times are then approximate
+            fps = 25.0  # unknown rate: a common default (times still come from the stream)
         duration = 0.0
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
@@ -189,17 +348,44 @@ def open_video(path: str | Path) -> Video:
         if not duration and frame_count:
             duration = frame_count / fps
         ctx = stream.codec_context
-        info = VideoInfo(
-            path=str(path),
-            fps=fps,
-            frame_count=frame_count,
-            duration=duration,
-            width=int(ctx.width or 0),
-            height=int(ctx.height or 0),
-            codec=str(ctx.name or "unknown"),
-        )
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        codec = str(ctx.name or "unknown")
+        first = _first_frame(av, container, stream)
+        start = container.start_time / 1_000_000 if container.start_time is not None else None
+        origin = None
+        orientation = UPRIGHT
+        if first is not None:
+            if first.time is not None:
+                origin = first.time if start is None else min(start, first.time)
+            width, height = width or first.width, height or first.height
+            orientation = _frame_orientation(first) or UPRIGHT
+        if orientation == UPRIGHT and "rotate" in stream.metadata:
+            with contextlib.suppress(ValueError):
+                orientation = orientation_from_rotate_tag(float(stream.metadata["rotate"]))
     finally:
         container.close()
-    if info.width <= 0 or info.height <= 0:
+    if width <= 0 or height <= 0:
         raise VideoError("video stream has no frame size (corrupt header?)", path)
-    return Video(path, info)
+    if orientation.transpose:
+        width, height = height, width
+    info = VideoInfo(
+        str(path), fps, frame_count, duration, width, height, codec, orientation.rotation
+    )
+    return Video(path, info, orientation, origin)
+
+
+def _first_frame(av, container, stream):
+    """The first decodable frame of ``stream`` (None if none within the first packets)."""
+    try:
+        for count, packet in enumerate(container.demux(stream)):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                frames = []
+            if frames:
+                return frames[0]
+            if count > 500:
+                break
+    except av.error.FFmpegError:
+        pass
+    return None

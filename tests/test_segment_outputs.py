@@ -163,7 +163,9 @@ def test_split_video_calls_ffmpeg_per_scene(result, tmp_path, monkeypatch):
     assert [p.name for p in written] == [f"clip-Scene-00{i}.mp4" for i in (1, 2, 3)]
     calls = log.read_text().splitlines()
     assert len(calls) == 3
-    assert "-ss 1.200" in calls[1] and "-t 4.280" in calls[1]  # scene 2: 1.2 s .. 5.48 s
+    # scene 2: 1.2 s .. 5.48 s, both ends 0.5 ms early (frames exactly at 1.2 s in, 5.48 s out)
+    assert "-ss 1.199500" in calls[1] and "-t 4.280000" in calls[1]
+    assert "-fps_mode passthrough" in calls[1]  # frames keep their timestamps (VFR)
     assert sorted(p.name for p in out.iterdir()) == [p.name for p in written]
 
 
@@ -242,7 +244,7 @@ def test_ffmpeg_commands_for_reencode_and_stream_copy(result):
     copy = split_video.ffmpeg_command("ffmpeg", "in.mkv", scene, "t.tmp", ".mkv", copy=True)
     for command in (encode, copy):
         text = " ".join(command)
-        assert "-ss 1.200 -i in.mkv -t 4.280" in text and command[-1] == "t.tmp"
+        assert "-ss 1.199500 -i in.mkv -t 4.280000" in text and command[-1] == "t.tmp"
         assert command.index("-ss") < command.index("-i")  # input seeking
     assert "libx264" in encode and encode[encode.index("-f") + 1] == "mp4"
     assert "-c copy" in " ".join(copy) and "libx264" not in copy

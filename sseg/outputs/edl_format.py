@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..timecode import format_smpte
+from ..timecode import smpte_at
 
 SUFFIX = ".edl"
 
@@ -15,13 +15,13 @@ def render(result: Any) -> str:
     fps = result.video.fps
     name = Path(result.video.path).name
     lines = [f"TITLE: {Path(name).stem[:70]}", "FCM: NON-DROP FRAME", ""]
-    record = 0
+    record = 0.0
     for scene in result.scenes:
-        length = scene.num_frames
+        length = scene.duration  # stream times: right for variable frame rate too
         lines.append(
             f"{scene.index + 1:03d}  AX       V     C        "
-            f"{format_smpte(scene.start_frame, fps)} {format_smpte(scene.end_frame, fps)} "
-            f"{format_smpte(record, fps)} {format_smpte(record + length, fps)}"
+            f"{smpte_at(scene.start_time, fps)} {smpte_at(scene.end_time, fps)} "
+            f"{smpte_at(record, fps)} {smpte_at(record + length, fps)}"
         )
         lines.append(f"* FROM CLIP NAME: {name}")
         lines.append(f"* COMMENT: SCENE {scene.index + 1}")

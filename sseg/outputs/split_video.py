@@ -15,6 +15,7 @@ from typing import Any
 
 from ..atomic import all_or_nothing, atomic_path
 from ..errors import InputError, VideoError
+from ..timecode import cut_window
 from .naming import (
     DEFAULT_SPLIT_TEMPLATE,
     SCENE_VARIABLES,
@@ -99,9 +100,12 @@ def ffmpeg_command(
     ffmpeg: str, source: str | Path, scene, target: str | Path, extension: str, copy: bool
 ) -> list[str]:
     """The ffmpeg command line that writes ``scene`` of ``source`` to ``target``."""
+    # Cut by stream time; keep each frame's own timestamp (no duplicated frames for
+    # variable-frame-rate video; ffmpeg before 5.1 gets -vsync instead of -fps_mode).
+    first, length = cut_window(scene.start_time, scene.end_time)
     return [
         ffmpeg, "-nostdin", "-loglevel", "error", "-y",
-        "-ss", f"{scene.start_time:.3f}", "-i", str(source), "-t", f"{scene.duration:.3f}",
+        "-ss", first, "-i", str(source), "-t", length, "-fps_mode", "passthrough",
         "-map", "0:v:0", "-map", "0:a?", "-sn",
         *(COPY_ARGS if copy else REENCODE_ARGS),
         "-f", MUXERS[extension], str(target),
@@ -131,6 +135,9 @@ def split_video(
             with atomic_path(target) as tmp:
                 command = ffmpeg_command(ffmpeg, source, scene, tmp, extension, copy)
                 done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0 and "fps_mode" in done.stderr:  # ffmpeg before 5.1
+                    command[command.index("-fps_mode")] = "-vsync"
+                    done = subprocess.run(command, capture_output=True, text=True)
                 if done.returncode != 0:
                     reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
                     problem = f"ffmpeg could not cut scene {scene.index + 1}: {reason}"

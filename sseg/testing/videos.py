@@ -10,6 +10,7 @@ within a shot.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -143,9 +144,20 @@ def write_video(
 
 
 def write_frames(
-    path: str | Path, frames: list[np.ndarray], fps: int = 10, codec: str = "libx264"
+    path: str | Path,
+    frames: list[np.ndarray],
+    fps: int = 10,
+    codec: str = "libx264",
+    *,
+    times: list[float] | None = None,
+    rotation: int = 0,
 ) -> None:
-    """Encode RGB frames to ``path`` atomically (container from the file extension)."""
+    """Encode RGB frames to ``path`` atomically (container from the file extension).
+
+    ``times``: each frame's presentation time in seconds (millisecond precision), for
+    variable-frame-rate video; default ``i / fps``. ``rotation``: clockwise degrees
+    a player must turn the frames (written as a display matrix, as phones do).
+    """
     import av
 
     path = Path(path)
@@ -158,8 +170,17 @@ def write_frames(
             stream.pix_fmt = "yuv420p"
             if codec == "libx264":
                 stream.options = {"preset": "ultrafast", "g": str(fps * 2)}
-            for rgb in frames:
+            if times is not None:
+                stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
+            if rotation:
+                if not hasattr(stream, "set_display_rotation"):
+                    raise RuntimeError("writing a display matrix needs a newer PyAV")
+                stream.set_display_rotation(-rotation)  # PyAV takes counter-clockwise degrees
+            for i, rgb in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                if times is not None:
+                    frame.pts = round(times[i] * 1000)
+                    frame.time_base = Fraction(1, 1000)
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode():
@@ -192,3 +213,47 @@ def write_damaged_video(path: str | Path, seed: int = 0) -> Path:
         data[start : start + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
     return path
+
+
+def write_transition_video(
+    path: str | Path,
+    kind: str = "fade",
+    shot_frames: int = 40,
+    transition_frames: int = 16,
+    fps: int = 25,
+    size: tuple[int, int] = (96, 64),
+    seed: int = 0,
+) -> GeneratedVideo:
+    """Two moving shots joined by a gradual transition instead of a cut.
+
+    ``kind="fade"``: the first shot fades out to black over half of
+    ``transition_frames`` (even), 4 black frames follow, the second fades in over the
+    other half; ``kind="dissolve"``: a cross-dissolve of ``transition_frames``. The
+    second shot "starts" (``shot_starts[1]``) at the middle of the transition.
+    """
+    rng = np.random.default_rng(seed)
+    width, height = size
+    looks = [random_look(rng), random_look(rng)]
+    styles = [random_style(rng, 0), random_style(rng, 1)]
+    total = 2 * shot_frames + transition_frames + (4 if kind == "fade" else 0)
+
+    def shot(s: int, t: int) -> np.ndarray:
+        return render(looks[s], styles[s], t, width, height).astype(np.float64)
+
+    frames: list[np.ndarray] = [shot(0, t) for t in range(shot_frames)]
+    half = transition_frames // 2
+    if kind == "fade":
+        frames += [shot(0, shot_frames + i) * (1 - (i + 1) / (half + 1)) for i in range(half)]
+        frames += [np.zeros((height, width, 3))] * 4
+        frames += [shot(1, i) * ((i + 1) / (half + 1)) for i in range(half)]
+        frames += [shot(1, half + t) for t in range(total - len(frames))]
+    elif kind == "dissolve":
+        for i in range(transition_frames):
+            w = (i + 1) / (transition_frames + 1)
+            frames.append(shot(0, shot_frames + i) * (1 - w) + shot(1, i) * w)
+        frames += [shot(1, transition_frames + t) for t in range(total - len(frames))]
+    else:
+        raise ValueError(f"unknown transition {kind!r}")
+    write_frames(path, [np.clip(f, 0, 255).astype(np.uint8) for f in frames], fps)
+    middle = shot_frames + (transition_frames + (4 if kind == "fade" else 0)) // 2
+    return GeneratedVideo(Path(path), float(fps), total, [0, middle], [0, middle])
