@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import SsegError
 
-COMMANDS = ("segment", "extract", "pretrain", "finetune", "evaluate", "ablate", "demo-model")
+COMMANDS = (
+    "segment", "extract", "store", "pretrain", "finetune", "evaluate", "ablate", "demo-model",
+)  # fmt: skip
 
 
 def _command_module(name: str):

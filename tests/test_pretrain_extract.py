@@ -26,8 +26,8 @@ def shared_encoder(tmp_path_factory):
 def _reuse_encoder(shared_encoder, monkeypatch):
     import sseg.extract
 
-    def make(weights, device, batch_size):
-        assert weights is None and device == "cpu"
+    def make(weights, device, batch_size, precision="fp32"):
+        assert weights is None and device == "cpu" and precision == "fp32"
         return shared_encoder
 
     monkeypatch.setattr(sseg.extract, "KeyframeEncoder", make)
