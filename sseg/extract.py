@@ -344,8 +344,7 @@ def _add(writer, todo_item, grids, feats, info, timings, placeholder_seconds, sk
             seq = timings.get(source.video_id)
             if seq is not None and len(seq) != n:
                 raise InputError(
-                    f"{source.video_id}: {n} shots of keyframes but the annotation has "
-                    f"{len(seq)}",
+                    f"{source.video_id}: {n} shots of keyframes but the annotation has {len(seq)}",
                     source.path,
                 )
             if seq is None:

@@ -94,9 +94,11 @@ class KeyframeChunks(IterableDataset):
             return (lambda lo, hi: list(flat[lo:hi])), len(flat), info
         grid = self.grids[source.video_id]
         paths = [p for row in grid for p in row]
-        return (lambda lo, hi: [read_image(p) for p in paths[lo:hi]]), len(paths), {
-            "count": len(grid)
-        }
+        return (
+            (lambda lo, hi: [read_image(p) for p in paths[lo:hi]]),
+            len(paths),
+            {"count": len(grid)},
+        )
 
     def __iter__(self):
         from .encoder import preprocess_frames

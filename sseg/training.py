@@ -311,7 +311,8 @@ def lock_out_dir(out_dir: str | Path, dist_info: DistInfo | None = None) -> Iter
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise InputError("another run is writing to this out_dir (its .lock is held)", out)
+            msg = "another run is writing to this out_dir (its .lock is held)"
+            raise InputError(msg, out) from None
         yield
     finally:
         handle.close()
