@@ -40,13 +40,17 @@ from .errors import InputError
 from .features import FeatureStore, VideoFeatures, backbone_info
 from .model import SceneModel
 from .pretrain_config import PretrainConfig
+from .pretrain_data import PretrainData
 from .sampling import WindowIndex, sample_anchors
+from .train_log import pseudo_boundary_stats
 from .training import (
     STATE_FILE,
     DistInfo,
     TrainConfig,
     Trainer,
+    global_class_balanced_mean,
     init_distributed,
+    lock_out_dir,
     seed_everything,
     step_rng,
 )
@@ -164,11 +168,12 @@ def segment_ids(boundaries: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def balanced_bce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """BCE where positives and negatives (within ``mask``) each weigh one half."""
+    """BCE where positives and negatives (within ``mask``) each weigh one half, the two
+    classes counted over the global batch of all ranks (so the loss and its gradient do
+    not depend on the world size; :func:`sseg.training.global_class_balanced_mean`)."""
     bce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
     pos, neg = mask & (target > 0.5), mask & (target <= 0.5)
-    parts = [bce[m].mean() for m in (pos, neg) if m.any()]
-    return torch.stack(parts).mean()
+    return global_class_balanced_mean(bce, [pos, neg])
 
 
 class PretrainObjective(nn.Module):
@@ -228,7 +233,8 @@ class PretrainObjective(nn.Module):
         loss = self.con_weight * l_con + self.pb_weight * l_pb
         with torch.no_grad():
             acc = (logits.argmax(-1) == targets).float().mean()
-        return loss, {"l_con": l_con.item(), "l_pb": l_pb.item(), "con_acc": acc.item()}
+        stats = pseudo_boundary_stats(pb_logits, target, mask)
+        return loss, {"l_con": l_con.item(), "l_pb": l_pb.item(), "con_acc": acc.item(), **stats}
 
 
 def load_genre_bank(
@@ -303,7 +309,8 @@ def run_pretraining(
     """
     dist_info = init_distributed(None if cfg.device == "auto" else cfg.device)
     try:
-        return _run(cfg, resume, progress, dist_info)
+        with lock_out_dir(cfg.out_dir, dist_info):
+            return _run(cfg, resume, progress, dist_info)
     finally:
         if dist_info.enabled:
             import torch.distributed as dist
@@ -325,9 +332,8 @@ def _run(cfg: PretrainConfig, resume: bool, progress: bool, dist_info: DistInfo)
     genres, genre_source = load_genre_bank(cfg.genre_bank, store, cfg.seed)
     seed_everything(cfg.seed)  # identical initial weights on every rank
     objective = build_objective(cfg, store, genres)
-    videos = [store.load(v) for v in store.video_ids]
-    batcher = WindowBatcher(videos, cfg.window, cfg.anchors, cfg.sampling, cfg.batch_size,
-                            cfg.seed, dist_info.world_size, cfg.stride, device)  # fmt: skip
+    data = PretrainData(cfg, store, dist_info, device)  # videos, prefetching batcher, validation
+    batcher = data.batcher
     if batcher.index.skipped and dist_info.is_main:
         warnings.warn(
             f"{len(batcher.index.skipped)} video(s) have fewer than {cfg.anchors} shots "
@@ -339,7 +345,7 @@ def _run(cfg: PretrainConfig, resume: bool, progress: bool, dist_info: DistInfo)
         warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, optimizer=cfg.optimizer,
         clip_grad=cfg.clip_grad, amp=cfg.amp, seed=cfg.seed, batch_size=cfg.batch_size,
         checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, progress=progress,
-        extra={"pretrain": cfg.to_dict()},
+        extra={"pretrain": cfg.to_dict()}, checkpoint_minutes=cfg.checkpoint_minutes,
     )  # fmt: skip
     trainer = Trainer(
         objective, lambda model, batch: model(batch), batcher, train_cfg, out_dir, device,
@@ -347,13 +353,18 @@ def _run(cfg: PretrainConfig, resume: bool, progress: bool, dist_info: DistInfo)
     )  # fmt: skip
     if resume:
         trainer.resume()
-    history = trainer.fit()
+    data.attach(objective, trainer, out_dir)
+    try:
+        history = trainer.fit()
+    finally:
+        data.close()
     summary = {
         "steps": trainer.step,
         "first_loss": history[0] if history else None,
         "last_loss": history[-1] if history else None,
         "windows": len(batcher.index),
-        "videos": len(videos),
+        "videos": data.videos,
+        **data.summary(),
         "world_size": dist_info.world_size,
         "rank": dist_info.rank,
         "genre_bank": genre_source,
