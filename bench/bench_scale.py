@@ -44,6 +44,10 @@ SIZES = [int(s) for s in os.environ.get("SSEG_BENCH_SIZES", "10000,100000,100000
 THREADS = int(os.environ.get("SSEG_BENCH_THREADS", "0" if CUDA else "2"))
 SHOTS_PER_VIDEO = 1000
 WARMUP = 3  # steps left out of the timing (first-call costs, prefetch start)
+HEADER = (
+    "| shots | windows | prefetch | ms/step | steps/s | windows/s | data_ms "
+    "| heap MiB (growth) | peak RSS MiB |\n|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+)
 
 
 def generate_store(path: Path, shots: int, seed: int = 0) -> None:
@@ -151,8 +155,7 @@ shards are shared, evictable page cache) with the growth over the smallest store
 the peak RSS (page cache of the shards read included). Shared machine: absolute times
 vary, compare within the table.
 
-| shots | windows | prefetch | ms/step | steps/s | windows/s | data_ms | heap MiB (growth) | peak RSS MiB |
-|---:|---:|---|---:|---:|---:|---:|---:|---:|
+{HEADER}
 {chr(10).join(lines)}
 {ratio}"""
     out = Path(__file__).parent / "results" / f"{'gpu' if CUDA else 'cpu'}-scale.md"

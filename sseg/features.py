@@ -121,7 +121,7 @@ def _read_index(root: Path) -> dict[str, Any]:
     if not root.is_dir():
         raise InputError("feature store not found (no such directory)", root)
     if not path.is_file():
-        if list(root.glob(part_name(0).replace("00000", "*"))):
+        if part_paths(root):
             raise InputError(
                 f"{INDEX} is missing but rank parts exist: run `sseg store merge {root}`", root
             )

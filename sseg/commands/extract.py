@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..extract import KeyframeEncoder, TimingSource, extract
     from ..keyframe_features import resolve_device
-    from ..training import dist_env, sigterm_as_interrupt
+    from ..training import die_with_launcher, dist_env, sigterm_as_interrupt
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         return KeyframeEncoder(weights, device, args.batch_size, precision=precision)
 
     sigterm_as_interrupt()  # torchrun stopping a rank: flush its finished videos first
+    die_with_launcher()  # ... and also when the launcher itself is killed
     report = extract(
         args.inputs, args.out, make_encoder, timings, args.detector, device,
         shard_size=args.shard_size, placeholder_seconds=args.placeholder_seconds,
