@@ -40,8 +40,7 @@ from .errors import InputError
 from .features import FeatureStore, VideoFeatures, backbone_info
 from .model import SceneModel
 from .pretrain_config import PretrainConfig
-from .pretrain_data import PretrainData
-from .sampling import WindowIndex, sample_anchors
+from .pretrain_data import PretrainData, StoreWindowBatcher
 from .train_log import pseudo_boundary_stats
 from .training import (
     STATE_FILE,
@@ -52,7 +51,6 @@ from .training import (
     init_distributed,
     lock_out_dir,
     seed_everything,
-    step_rng,
 )
 
 MODEL_FILE = "model.safetensors"
@@ -73,8 +71,9 @@ class PretrainBatch:
         return PretrainBatch(*(t.to(device, non_blocking=True) for t in self.__dict__.values()))
 
 
-class WindowBatcher:
-    """``(step, rank) -> PretrainBatch``: a pure function of (seed, step, rank)."""
+class WindowBatcher(StoreWindowBatcher):
+    """``(step, rank) -> PretrainBatch`` on ``device``: a pure function of (seed, step,
+    rank); see :class:`sseg.pretrain_data.StoreWindowBatcher`."""
 
     def __init__(
         self,
@@ -88,37 +87,11 @@ class WindowBatcher:
         stride: int = 1,
         device: torch.device | str = "cpu",
     ):
-        self.videos = videos
-        self.durations = [v.durations for v in videos]
-        self.window, self.anchors, self.mode = window, anchors, mode
-        self.batch_size, self.seed, self.world_size = batch_size, seed, world_size
+        super().__init__(videos, window, anchors, mode, batch_size, seed, world_size, stride)
         self.device = torch.device(device)
-        self.index = WindowIndex([len(v) for v in videos], window, anchors, stride)
-        if not videos:
-            raise ValueError("no videos")
-        self.k, self.dim = videos[0].keyframes.shape[1:]
 
     def __call__(self, step: int, rank: int) -> PretrainBatch:
-        refs = self.index.batch(self.seed, step, rank, self.world_size, self.batch_size)
-        rng = step_rng(self.seed, step, rank, "anchors")
-        b, w = len(refs), self.window
-        keyframes = np.zeros((b, w, self.k, self.dim), dtype=np.float16)
-        valid = np.zeros((b, w), dtype=bool)
-        lengths = np.zeros(b, dtype=np.int64)
-        anchors = np.zeros((b, self.anchors), dtype=np.int64)
-        for j, ref in enumerate(refs):
-            sl = slice(ref.start, ref.start + ref.length)
-            keyframes[j, : ref.length] = self.videos[ref.video].keyframes[sl]
-            valid[j, : ref.length] = True
-            lengths[j] = ref.length
-            anchors[j] = sample_anchors(rng, self.durations[ref.video][sl], self.anchors, self.mode)
-        batch = PretrainBatch(
-            torch.from_numpy(keyframes),
-            torch.from_numpy(valid),
-            torch.from_numpy(lengths),
-            torch.from_numpy(anchors),
-        )
-        return batch.to(self.device)
+        return super().__call__(step, rank).to(self.device)
 
 
 def _gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
