@@ -314,6 +314,11 @@ class PretrainData:
         videos, self.bad = load_videos(store, train_ids, skip)
         val_videos, val_bad = load_videos(store, val_ids, skip)
         self.bad += val_bad
+        if self.bad and dist_info.is_main:
+            video_id, problem = self.bad[0]
+            warnings.warn(
+                f"skipped {len(self.bad)} bad video(s), e.g. {video_id}: {problem}", stacklevel=2
+            )
         self.videos = len(videos)
         gather = StoreWindowBatcher(
             videos, cfg.window, cfg.anchors, cfg.sampling, cfg.batch_size, cfg.seed,

@@ -130,9 +130,10 @@ def test_non_finite_features_name_video_and_shard_or_are_skipped(make_synthetic_
     with pytest.raises(InputError, match=rf"video '{victim}': non-finite features") as info:
         run_pretraining(cfg, progress=False)
     assert shard.name in str(info.value)
-    summary = run_pretraining(
-        _cfg(bad_store, tmp_path / "b", steps=2, skip_bad_videos=True), progress=False
-    )
+    with pytest.warns(UserWarning, match=rf"skipped 1 bad video\(s\), e.g. {victim}: .*non-finite"):
+        summary = run_pretraining(
+            _cfg(bad_store, tmp_path / "b", steps=2, skip_bad_videos=True), progress=False
+        )
     assert summary["bad_videos"] == 1 and summary["videos"] == 3
 
 
