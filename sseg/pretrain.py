@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from .atomic import atomic_write_text
 from .context import ContextConfig
 from .errors import InputError
-from .features import FeatureStore, VideoFeatures, backbone_info
+from .features import FeatureStore, backbone_info
 from .model import SceneModel
 from .pretrain_config import PretrainConfig
 from .pretrain_data import PretrainData, StoreWindowBatcher
@@ -75,19 +75,8 @@ class WindowBatcher(StoreWindowBatcher):
     """``(step, rank) -> PretrainBatch`` on ``device``: a pure function of (seed, step,
     rank); see :class:`sseg.pretrain_data.StoreWindowBatcher`."""
 
-    def __init__(
-        self,
-        videos: list[VideoFeatures],
-        window: int,
-        anchors: int,
-        mode: str,
-        batch_size: int,
-        seed: int,
-        world_size: int = 1,
-        stride: int = 1,
-        device: torch.device | str = "cpu",
-    ):
-        super().__init__(videos, window, anchors, mode, batch_size, seed, world_size, stride)
+    def __init__(self, *args: Any, device: torch.device | str = "cpu", **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.device = torch.device(device)
 
     def __call__(self, step: int, rank: int) -> PretrainBatch:
