@@ -154,3 +154,19 @@ def test_skip_bad_videos_and_decode_workers(tmp_path, capsys):
     for video_id in ("tt01", "tt02"):  # decoding in a worker changes nothing
         x, y = a.load(video_id).keyframes, b.load(video_id).keyframes
         assert np.array_equal(x.view(np.uint16), y.view(np.uint16))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_half_precision_features_match_fp32(shared_encoder, precision):
+    """Autocast on CUDA (pinned, non-blocking inputs) keeps the features of fp32 on CPU."""
+    import torch
+
+    gpu = type(shared_encoder)(None, "cuda", batch_size=8, precision=precision)
+    assert gpu.precision == precision
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size=(60, 80, 3), dtype=np.uint8) for _ in range(10)]
+    cpu_feats, gpu_feats = shared_encoder.encode(images), gpu.encode(images)
+    assert gpu_feats.dtype == torch.float32 and gpu_feats.device.type == "cpu"
+    cosine = torch.nn.functional.cosine_similarity(cpu_feats, gpu_feats)
+    assert cosine.min() > 0.99
