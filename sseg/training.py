@@ -481,6 +481,7 @@ class Trainer:
         self.config = config
         self.hooks = list(hooks or [])
         self._last_save = time.monotonic()
+        self._saved_at: int | None = None
         self.device = torch.device(device)
         self.dist = dist_info or DistInfo()
         self.model = model.to(self.device)
@@ -523,6 +524,7 @@ class Trainer:
                 extra_tensors={"history": torch.tensor(self.history, dtype=torch.float64)},
             )
         self._last_save = time.monotonic()
+        self._saved_at = self.step
         self._barrier()
 
     def resume(self, path: str | Path | None = None) -> int:
@@ -646,7 +648,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        if not cfg.checkpoint_every or self.step % cfg.checkpoint_every:  # final state
+        if self._saved_at != self.step:  # final state
             self.save()
         return self.history
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sseg.cli import main
 from sseg.errors import InputError
 from sseg.features import FeatureStore, FeatureStoreWriter, part_name
 from sseg.store_tools import merge_store
@@ -113,7 +114,7 @@ def _video(rng, n, d=8):
     return rng.normal(size=(n, 3, d)), np.concatenate([[0.0], ends[:-1]]), ends
 
 
-def test_rank_parts_merge_in_input_order_and_locks(tmp_path):
+def test_rank_parts_merge_in_input_order_and_locks(tmp_path, capsys):
     rng = np.random.default_rng(0)
     videos = {f"v{i}": _video(rng, n) for i, n in enumerate([3, 2, 4, 2, 5])}
     order = list(videos)
@@ -149,6 +150,7 @@ def test_rank_parts_merge_in_input_order_and_locks(tmp_path):
 
     # merge is idempotent: a part re-listing indexed shards adds nothing twice
     (tmp_path / part_name(3)).write_text(json.dumps({**index, "rank": 3}))
-    report = merge_store(tmp_path)
-    assert (report.shards, report.videos, len(report.duplicates)) == (0, 0, 6)
+    assert main(["store", "merge", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "merged 1 part(s): 0 shard(s), 0 video(s) added, 6 duplicate(s) dropped" in out
     assert FeatureStore(tmp_path).video_ids == [*order, "v5"]

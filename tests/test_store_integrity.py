@@ -75,3 +75,12 @@ def test_verify_names_missing_files_and_stores_without_checksums(tmp_path, capsy
     assert main(["store", "verify", str(old), "--quiet"]) == 0
     assert "6 without a recorded checksum" in capsys.readouterr().out
     assert main(["store", "verify", str(tmp_path / "nope"), "--quiet"]) == 2
+
+
+def test_pending_videos_are_written_at_least_every_flush_seconds(tmp_path):
+    rng = np.random.default_rng(1)
+    with FeatureStoreWriter(tmp_path, shard_size=10_000, flush_seconds=0.0) as w:
+        for i in range(3):
+            w.add(f"v{i}", rng.normal(size=(2, 3, 8)), [0.0, 1.0], [1.0, 2.0])
+            assert FeatureStore(tmp_path).video_ids == [f"v{j}" for j in range(i + 1)]
+    assert len(json.loads((tmp_path / "index.json").read_text())["shards"]) == 3
