@@ -291,9 +291,19 @@ class Validator:
 
 class PretrainData:
     """Everything ``sseg pretrain`` reads: the chosen videos, the training batcher
-    (prefetched), the optional validator, and what was skipped."""
+    (prefetched), the optional validator, and what was skipped.
 
-    def __init__(self, cfg, store: FeatureStore, dist_info: DistInfo, device: torch.device):
+    ``video_ids`` (a caller's own selection, e.g. an ablation's) overrides ``cfg.videos``.
+    """
+
+    def __init__(
+        self,
+        cfg,
+        store: FeatureStore,
+        dist_info: DistInfo,
+        device: torch.device,
+        video_ids: list[str] | None = None,
+    ):
         if store.unmerged_parts and dist_info.is_main:
             warnings.warn(
                 f"{store.root}: {len(store.unmerged_parts)} rank part(s) of an extraction are "
@@ -303,7 +313,15 @@ class PretrainData:
         skip = bool(getattr(cfg, "skip_bad_videos", False))
         val_spec = getattr(cfg, "val_videos", None)
         val_ids = select_videos(store, val_spec) if val_spec else []
-        train_ids = select_videos(store, getattr(cfg, "videos", None), exclude=set(val_ids))
+        if video_ids is not None:
+            missing = [v for v in video_ids if v not in store]
+            if missing:
+                raise InputError(f"video {missing[0]!r} is not in the feature store", store.root)
+            train_ids = [v for v in dict.fromkeys(video_ids) if v not in set(val_ids)]
+        else:
+            train_ids = select_videos(store, getattr(cfg, "videos", None), set(val_ids))
+        if not train_ids:
+            raise InputError("no videos selected for pre-training", store.root)
         overlap = set(train_ids) & set(val_ids)
         if overlap:
             raise InputError(

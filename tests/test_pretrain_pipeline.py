@@ -142,3 +142,16 @@ def test_out_dir_is_locked_against_a_second_run(store, tmp_path):
     with lock_out_dir(tmp_path / "run", DistInfo()), busy:
         run_pretraining(_cfg(store, tmp_path / "run"), progress=False)
     assert run_pretraining(_cfg(store, tmp_path / "run", steps=1), progress=False)["steps"] == 1
+
+
+def test_explicit_video_ids_override_the_config(store, tmp_path):
+    from sseg.pretrain_data import PretrainData
+
+    cfg = _cfg(store, tmp_path, videos=None)
+    data = PretrainData(cfg, store, DistInfo(), torch.device("cpu"), store.video_ids[:3])
+    try:
+        assert data.videos == 3
+    finally:
+        data.close()
+    with pytest.raises(InputError, match="'zz' is not in the feature store"):
+        PretrainData(cfg, store, DistInfo(), torch.device("cpu"), ["zz"])
