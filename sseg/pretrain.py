@@ -294,7 +294,7 @@ def _run(cfg: PretrainConfig, resume: bool, progress: bool, dist_info: DistInfo)
     genres, genre_source = load_genre_bank(cfg.genre_bank, store, cfg.seed)
     seed_everything(cfg.seed)  # identical initial weights on every rank
     objective = build_objective(cfg, store, genres)
-    data = PretrainData(cfg, store, dist_info, device)  # videos, prefetching batcher, validation
+    data = PretrainData(cfg, store, dist_info, device)  # videos, batcher, validation
     batcher = data.batcher
     if batcher.index.skipped and dist_info.is_main:
         warnings.warn(
