@@ -22,6 +22,7 @@ from .threads import apply_threads, parse_threads
 COMMANDS = (
     "segment",
     "extract",
+    "store",
     "pretrain",
     "finetune",
     "evaluate",

@@ -10,7 +10,10 @@ Inputs (see docs/pretraining.md):
   (:func:`sseg.data.load_jsonl`), or - if neither knows the video - a placeholder of
   ``placeholder_seconds`` per shot (reported).
 
-Videos already in the store are skipped, so an interrupted extraction resumes.
+Videos already in the store are skipped, so an interrupted extraction resumes. Under
+``torchrun`` each rank extracts its share of the inputs into its own shards (see
+:func:`extract` and docs/pretraining.md); decoding runs in DataLoader workers
+(:mod:`sseg.keyframe_loader`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ import torch
 from .errors import InputError
 from .features import FeatureStoreWriter
 from .shots import ShotSequence
+from .training import DistInfo
 
 KEYFRAME_RE = re.compile(r"^shot_(\d+)_img_(\d+)\.(jpe?g|png)$", re.IGNORECASE)
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts", ".m4v", ".mpg", ".mpeg"}
@@ -129,19 +133,26 @@ class TimingSource:
 
 
 class KeyframeEncoder:
-    """Frozen CLIP ViT-B/32 image tower: RGB uint8 images -> (M, D) features."""
+    """Frozen CLIP ViT-B/32 image tower: RGB uint8 images -> (M, D) features.
+
+    ``precision``: ``fp32``, or ``bf16``/``fp16`` autocast on CUDA (half precision on a
+    CPU falls back to fp32). Inputs are copied to the device without blocking (pinned by
+    the loader).
+    """
 
     def __init__(
         self,
         clip_weights: str | Path | None,
         device: str = "cpu",
         batch_size: int = 64,
+        precision: str = "fp32",
     ):
         import warnings
 
         from .clip_backbone import NotSemanticWarning, load_clip
         from .encoder import ShotEncoder
         from .genres import genre_embeddings, image_tower_fingerprint
+        from .keyframe_features import PRECISIONS, resolve_precision
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotSemanticWarning)
@@ -152,6 +163,19 @@ class KeyframeEncoder:
         self.genre_bank = genre_embeddings(model, tokenizer)
         self.encoder = ShotEncoder(model, self.genre_bank, batch_size=batch_size)
         self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.precision, _ = resolve_precision(precision, str(device))
+        self._autocast_dtype = PRECISIONS[self.precision]
+
+    @torch.no_grad()
+    def encode_batch(self, images: torch.Tensor) -> torch.Tensor:
+        """CLIP inputs (M, 3, 224, 224) -> (M, D) float32 features, left on the device."""
+        backbone = self.encoder.backbone
+        param = next(backbone.parameters())
+        x = images.to(param.device, non_blocking=True).to(param.dtype)
+        autocast = param.device.type == "cuda" and self._autocast_dtype != torch.float32
+        with torch.autocast(param.device.type, dtype=self._autocast_dtype, enabled=autocast):
+            return backbone.encode_image(x).float()
 
     def encode(self, images: Iterator[np.ndarray] | Sequence[np.ndarray]) -> torch.Tensor:
         """Features of the images, preprocessed and encoded batch by batch."""
@@ -161,20 +185,22 @@ class KeyframeEncoder:
         for image in images:
             chunk.append(image)
             if len(chunk) == self.batch_size:
-                out.append(self.encoder.encode_keyframes(preprocess_frames(chunk, self.preprocess)))
+                out.append(self.encode_batch(preprocess_frames(chunk, self.preprocess)))
                 chunk = []
         if chunk:
-            out.append(self.encoder.encode_keyframes(preprocess_frames(chunk, self.preprocess)))
+            out.append(self.encode_batch(preprocess_frames(chunk, self.preprocess)))
         return torch.cat(out).cpu() if out else torch.zeros(0, self.encoder.dim)
 
 
 @dataclass
 class ExtractReport:
-    """What an extraction did."""
+    """What an extraction (one rank of it) did."""
 
     added: list[str]
     skipped: list[str]
     placeholder_timings: list[str]
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (video id, error), skipped
+    merged: bool = False  # this rank merged every rank's part into index.json
 
 
 def extract(
@@ -191,6 +217,10 @@ def extract(
     log: Callable[[str], None] | None = None,
     detector_threshold: float | None = None,
     min_shot_frames: int = 15,
+    workers: int = 0,
+    skip_bad_videos: bool = False,
+    flush_seconds: float | None = 300.0,
+    dist: DistInfo | None = None,
 ) -> ExtractReport:
     """Encode every input not yet in ``store`` and append it; returns a report.
 
@@ -198,43 +228,143 @@ def extract(
     backbone, which happens only if some video is not stored yet. ``detector``,
     ``detector_threshold`` and ``min_shot_frames`` mean what they mean for ``sseg segment``
     (:func:`sseg.pipeline.detect_shots`), so both find the same shots in a video.
-    """
-    from tqdm import tqdm
 
+    Distributed (``dist.world_size`` > 1, e.g. from :func:`sseg.training.dist_env` under
+    ``torchrun``): rank r takes inputs r, r + world, ... of the expanded input list, writes
+    its own shards and index part, resumes them after a kill, and the last rank to finish
+    merges all parts into ``index.json``. ``workers`` > 0 decodes in that many DataLoader
+    processes (shot detection there runs on the CPU). ``skip_bad_videos``: a video that
+    cannot be decoded or read is reported and skipped instead of stopping the run.
+    ``flush_seconds``: pending videos are written as a shard at least this often.
+    """
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    dist = dist or DistInfo()
     sources = find_sources(inputs)
-    grids = {s.video_id: keyframe_grid(s.path, keyframes) for s in sources if s.kind != "video"}
+    mine = [(pos, s) for pos, s in enumerate(sources) if pos % dist.world_size == dist.rank]
     timings = timings or TimingSource()
     report = ExtractReport([], [], [])
-    with FeatureStoreWriter(store, shard_size=shard_size) as writer:
-        todo = [s for s in sources if not writer.has(s.video_id)]
-        report.skipped = [s.video_id for s in sources if writer.has(s.video_id)]
+    grids: dict[str, list[list[Path]]] = {}
+    for _, source in mine:
+        if source.kind != "video":
+            try:
+                grids[source.video_id] = keyframe_grid(source.path, keyframes)
+            except InputError as exc:
+                if not skip_bad_videos:
+                    raise
+                report.bad.append((source.video_id, str(exc)))
+    rank = None if dist.world_size == 1 else dist.rank
+    bad_ids = {video_id for video_id, _ in report.bad}
+    with FeatureStoreWriter(
+        store, shard_size=shard_size, rank=rank, flush_seconds=flush_seconds
+    ) as writer:
+        todo = [(p, s) for p, s in mine if not writer.has(s.video_id) and s.video_id not in bad_ids]
+        report.skipped = [s.video_id for _, s in mine if writer.has(s.video_id)]
         if report.skipped:
             log(f"{len(report.skipped)} video(s) already in the store: skipped")
-        if not todo:
-            return report
-        encoder = make_encoder()
-        _check_backbone(writer.meta, encoder, store)
-        writer.meta.setdefault("backbone", encoder.model_id)
-        fingerprint = getattr(encoder, "weights_fingerprint", None)
-        if fingerprint is not None:
-            writer.meta.setdefault("backbone_weights", fingerprint)
-        writer.meta["genre_bank"] = "genre_bank.npy"
-        _save_bank(Path(store) / "genre_bank.npy", encoder.genre_bank)
-        for source in tqdm(todo, desc="extract", unit="video", disable=not progress):
-            if source.kind == "video":
-                _add_video(
-                    writer, source, encoder, device, keyframes,
-                    detector=detector, threshold=detector_threshold,
-                    min_shot_frames=min_shot_frames,
-                )  # fmt: skip
+        if todo:
+            encoder = make_encoder()
+            _check_backbone(writer.meta, encoder, store)
+            writer.meta.setdefault("backbone", encoder.model_id)
+            fingerprint = getattr(encoder, "weights_fingerprint", None)
+            if fingerprint is not None:
+                writer.meta.setdefault("backbone_weights", fingerprint)
+            writer.meta["genre_bank"] = "genre_bank.npy"
+            _save_bank(Path(store) / "genre_bank.npy", encoder.genre_bank)
+            detect = {"detector": detector, "threshold": detector_threshold,
+                      "min_shot_frames": min_shot_frames,
+                      "device": "cpu" if workers > 0 else device}  # fmt: skip
+            _encode_all(writer, todo, grids, encoder, timings, placeholder_seconds, keyframes,
+                        detect, workers, skip_bad_videos, progress, report)  # fmt: skip
+    report.merged = writer.merged
+    _log_notes(report, sources, timings, placeholder_seconds, log)
+    return report
+
+
+def _encode_all(
+    writer: FeatureStoreWriter,
+    todo: list[tuple[int, Source]],
+    grids: dict[str, list[list[Path]]],
+    encoder: KeyframeEncoder,
+    timings: TimingSource,
+    placeholder_seconds: float,
+    keyframes: int,
+    detect: dict[str, Any],
+    workers: int,
+    skip_bad_videos: bool,
+    progress: bool,
+    report: ExtractReport,
+) -> None:
+    """Encode the chunks the loader yields; add finished videos in input order."""
+    from tqdm import tqdm
+
+    from .keyframe_loader import KeyframeChunks, chunk_loader
+
+    sources = [s for _, s in todo]
+    dataset = KeyframeChunks(sources, grids, encoder.preprocess, encoder.batch_size, keyframes,
+                             detect)  # fmt: skip
+    pin = torch.device(getattr(encoder, "device", "cpu")).type == "cuda"
+    parts: dict[int, list[torch.Tensor]] = {}
+    infos: dict[int, dict[str, Any]] = {}
+    done: dict[int, torch.Tensor | None] = {}
+    next_item = 0
+    with tqdm(total=len(todo), desc="extract", unit="video", disable=not progress) as bar:
+        for chunk in chunk_loader(dataset, workers, pin):
+            item = chunk.item
+            if chunk.error is not None:
+                if not skip_bad_videos:
+                    raise chunk.error
+                report.bad.append((sources[item].video_id, str(chunk.error)))
+                parts.pop(item, None)
+                done[item] = None
             else:
-                placeholder = _add_keyframe_folder(
-                    writer, source, grids[source.video_id], encoder, timings, placeholder_seconds
+                if chunk.first == 0:
+                    infos[item], parts[item] = chunk.info, []
+                parts[item].append(encoder.encode_batch(chunk.images))
+                if chunk.last:
+                    done[item] = torch.cat(parts.pop(item)).cpu()
+            while next_item in done:
+                feats = done.pop(next_item)
+                if feats is not None:
+                    _add(writer, todo[next_item], grids, feats, infos.pop(next_item), timings,
+                         placeholder_seconds, skip_bad_videos, report)  # fmt: skip
+                next_item += 1
+                bar.update(1)
+
+
+def _add(writer, todo_item, grids, feats, info, timings, placeholder_seconds, skip_bad, report):
+    """Store one encoded video (timings from the detector, an annotation or placeholders)."""
+    position, source = todo_item
+    n = int(info["count"])
+    feats = feats.reshape(n, -1, feats.shape[-1]).numpy()
+    try:
+        if source.kind == "video":
+            writer.add(source.video_id, feats, info["starts"], info["ends"], fps=info["fps"],
+                       position=position)  # fmt: skip
+        else:
+            seq = timings.get(source.video_id)
+            if seq is not None and len(seq) != n:
+                raise InputError(
+                    f"{source.video_id}: {n} shots of keyframes but the annotation has {len(seq)}",
+                    source.path,
                 )
-                if placeholder:
-                    report.placeholder_timings.append(source.video_id)
-            report.added.append(source.video_id)
+            if seq is None:
+                starts = np.arange(n) * placeholder_seconds
+                ends, labels, genres, fps = starts + placeholder_seconds, None, None, None
+                report.placeholder_timings.append(source.video_id)
+            else:
+                starts, ends, genres, fps = seq.starts, seq.ends, seq.genres, seq.fps
+                labels = seq.labels
+            writer.add(source.video_id, feats, starts, ends, genres, labels, fps,
+                       position=position)  # fmt: skip
+    except InputError as exc:
+        if not skip_bad:
+            raise
+        report.bad.append((source.video_id, str(exc)))
+        return
+    report.added.append(source.video_id)
+
+
+def _log_notes(report, sources, timings, placeholder_seconds, log) -> None:
     added = set(report.added)
     ignored = [
         s.video_id
@@ -253,7 +383,8 @@ def extract(
             f"(e.g. {report.placeholder_timings[0]}): stored {placeholder_seconds:g} s per shot, "
             "so duration-aware sampling treats their shots as equally long"
         )
-    return report
+    for video_id, problem in report.bad:
+        log(f"skipped bad video {video_id}: {problem}")
 
 
 def _check_backbone(meta: dict[str, Any], encoder: KeyframeEncoder, store: str | Path) -> None:
@@ -278,39 +409,3 @@ def _save_bank(path: Path, bank: torch.Tensor) -> None:
     from .synthetic import save_genre_bank
 
     save_genre_bank(path, bank.float().cpu().numpy())
-
-
-def _add_video(writer, source: Source, encoder, device: str, k: int, **detect_options: Any) -> None:
-    from .keyframes import keyframes_for_shots
-    from .pipeline import detect_shots
-
-    shots, fps = detect_shots(source.path, device=device, **detect_options)
-    frames = keyframes_for_shots(source.path, shots, k=k)  # (N, k, H, W, 3)
-    feats = encoder.encode(frames.reshape(-1, *frames.shape[2:]))
-    writer.add(
-        source.video_id,
-        feats.reshape(len(shots), k, -1).numpy(),
-        [s.start_time for s in shots],
-        [s.end_time for s in shots],
-        fps=fps,
-    )
-
-
-def _add_keyframe_folder(writer, source, grid, encoder, timings, seconds: float) -> bool:
-    k = len(grid[0])
-    feats = encoder.encode(read_image(p) for row in grid for p in row)
-    n = len(grid)
-    seq = timings.get(source.video_id)
-    if seq is not None and len(seq) != n:
-        raise InputError(
-            f"{source.video_id}: {n} shots of keyframes but the annotation has {len(seq)}",
-            source.path,
-        )
-    if seq is None:
-        starts = np.arange(n) * seconds
-        ends, labels, genres, fps = starts + seconds, None, None, None
-    else:
-        starts, ends, genres, fps = seq.starts, seq.ends, seq.genres, seq.fps
-        labels = seq.labels
-    writer.add(source.video_id, feats.reshape(n, k, -1).numpy(), starts, ends, genres, labels, fps)
-    return seq is None

@@ -37,18 +37,20 @@ from torch.nn import functional as F
 from .atomic import atomic_write_text
 from .context import ContextConfig
 from .errors import InputError
-from .features import FeatureStore, VideoFeatures, backbone_info
+from .features import FeatureStore, backbone_info
 from .model import SceneModel
 from .pretrain_config import PretrainConfig
-from .sampling import WindowIndex, sample_anchors
+from .pretrain_data import PretrainData, StoreWindowBatcher
+from .train_log import pseudo_boundary_stats
 from .training import (
     STATE_FILE,
     DistInfo,
     TrainConfig,
     Trainer,
+    global_class_balanced_mean,
     init_distributed,
+    lock_out_dir,
     seed_everything,
-    step_rng,
 )
 
 MODEL_FILE = "model.safetensors"
@@ -69,52 +71,16 @@ class PretrainBatch:
         return PretrainBatch(*(t.to(device, non_blocking=True) for t in self.__dict__.values()))
 
 
-class WindowBatcher:
-    """``(step, rank) -> PretrainBatch``: a pure function of (seed, step, rank)."""
+class WindowBatcher(StoreWindowBatcher):
+    """``(step, rank) -> PretrainBatch`` on ``device``: a pure function of (seed, step,
+    rank); see :class:`sseg.pretrain_data.StoreWindowBatcher`."""
 
-    def __init__(
-        self,
-        videos: list[VideoFeatures],
-        window: int,
-        anchors: int,
-        mode: str,
-        batch_size: int,
-        seed: int,
-        world_size: int = 1,
-        stride: int = 1,
-        device: torch.device | str = "cpu",
-    ):
-        self.videos = videos
-        self.durations = [v.durations for v in videos]
-        self.window, self.anchors, self.mode = window, anchors, mode
-        self.batch_size, self.seed, self.world_size = batch_size, seed, world_size
+    def __init__(self, *args: Any, device: torch.device | str = "cpu", **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.device = torch.device(device)
-        self.index = WindowIndex([len(v) for v in videos], window, anchors, stride)
-        if not videos:
-            raise ValueError("no videos")
-        self.k, self.dim = videos[0].keyframes.shape[1:]
 
     def __call__(self, step: int, rank: int) -> PretrainBatch:
-        refs = self.index.batch(self.seed, step, rank, self.world_size, self.batch_size)
-        rng = step_rng(self.seed, step, rank, "anchors")
-        b, w = len(refs), self.window
-        keyframes = np.zeros((b, w, self.k, self.dim), dtype=np.float16)
-        valid = np.zeros((b, w), dtype=bool)
-        lengths = np.zeros(b, dtype=np.int64)
-        anchors = np.zeros((b, self.anchors), dtype=np.int64)
-        for j, ref in enumerate(refs):
-            sl = slice(ref.start, ref.start + ref.length)
-            keyframes[j, : ref.length] = self.videos[ref.video].keyframes[sl]
-            valid[j, : ref.length] = True
-            lengths[j] = ref.length
-            anchors[j] = sample_anchors(rng, self.durations[ref.video][sl], self.anchors, self.mode)
-        batch = PretrainBatch(
-            torch.from_numpy(keyframes),
-            torch.from_numpy(valid),
-            torch.from_numpy(lengths),
-            torch.from_numpy(anchors),
-        )
-        return batch.to(self.device)
+        return super().__call__(step, rank).to(self.device)
 
 
 def _gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -166,11 +132,12 @@ def segment_ids(boundaries: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def balanced_bce(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """BCE where positives and negatives (within ``mask``) each weigh one half."""
+    """BCE where positives and negatives (within ``mask``) each weigh one half, the two
+    classes counted over the global batch of all ranks (so the loss and its gradient do
+    not depend on the world size; :func:`sseg.training.global_class_balanced_mean`)."""
     bce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
     pos, neg = mask & (target > 0.5), mask & (target <= 0.5)
-    parts = [bce[m].mean() for m in (pos, neg) if m.any()]
-    return torch.stack(parts).mean()
+    return global_class_balanced_mean(bce, [pos, neg])
 
 
 class PretrainObjective(nn.Module):
@@ -229,7 +196,8 @@ class PretrainObjective(nn.Module):
         loss = self.con_weight * l_con + self.pb_weight * l_pb
         with torch.no_grad():
             acc = (logits.argmax(-1) == targets).float().mean()
-        return loss, {"l_con": l_con.item(), "l_pb": l_pb.item(), "con_acc": acc.item()}
+        stats = pseudo_boundary_stats(pb_logits, target, mask)
+        return loss, {"l_con": l_con.item(), "l_pb": l_pb.item(), "con_acc": acc.item(), **stats}
 
 
 def load_genre_bank(
@@ -309,7 +277,8 @@ def run_pretraining(
     """
     dist_info = init_distributed(None if cfg.device == "auto" else cfg.device)
     try:
-        return _run(cfg, resume, progress, dist_info, video_ids)
+        with lock_out_dir(cfg.out_dir, dist_info):
+            return _run(cfg, resume, progress, dist_info, video_ids)
     finally:
         if dist_info.enabled:
             import torch.distributed as dist
@@ -337,14 +306,8 @@ def _run(
     genres, genre_source = load_genre_bank(cfg.genre_bank, store, cfg.seed)
     seed_everything(cfg.seed)  # identical initial weights on every rank
     objective = build_objective(cfg, store, genres)
-    for vid in video_ids or []:
-        if vid not in store:
-            raise InputError(f"video {vid!r} is not in the feature store", store.root)
-    videos = [store.load(v) for v in (store.video_ids if video_ids is None else video_ids)]
-    if not videos:
-        raise InputError("no videos selected for pre-training", store.root)
-    batcher = WindowBatcher(videos, cfg.window, cfg.anchors, cfg.sampling, cfg.batch_size,
-                            cfg.seed, dist_info.world_size, cfg.stride, device)  # fmt: skip
+    data = PretrainData(cfg, store, dist_info, device, video_ids)  # videos, batcher, validation
+    batcher = data.batcher
     if batcher.index.skipped and dist_info.is_main:
         warnings.warn(
             f"{len(batcher.index.skipped)} video(s) have fewer than {cfg.anchors} shots "
@@ -356,7 +319,7 @@ def _run(
         warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, optimizer=cfg.optimizer,
         clip_grad=cfg.clip_grad, amp=cfg.amp, seed=cfg.seed, batch_size=cfg.batch_size,
         checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, progress=progress,
-        extra={"pretrain": cfg.to_dict()},
+        extra={"pretrain": cfg.to_dict()}, checkpoint_minutes=cfg.checkpoint_minutes,
     )  # fmt: skip
     trainer = Trainer(
         objective, lambda model, batch: model(batch), batcher, train_cfg, out_dir, device,
@@ -364,13 +327,18 @@ def _run(
     )  # fmt: skip
     if resume:
         trainer.resume()
-    history = trainer.fit()
+    data.attach(objective, trainer, out_dir)
+    try:
+        history = trainer.fit()
+    finally:
+        data.close()
     summary = {
         "steps": trainer.step,
         "first_loss": history[0] if history else None,
         "last_loss": history[-1] if history else None,
         "windows": len(batcher.index),
-        "videos": len(videos),
+        "videos": data.videos,
+        **data.summary(),
         "world_size": dist_info.world_size,
         "rank": dist_info.rank,
         "genre_bank": genre_source,

@@ -31,6 +31,12 @@ class PretrainConfig:
     sampling: str = "idw"
     dtw_mode: str = "sum"
     stride: int = 1
+    videos: str | None = None  # list file or split.json:key (default: every stored video)
+    val_videos: str | None = None  # held-out videos, same forms (default: none)
+    val_every: int = 0  # steps between validation losses (0: off)
+    val_batches: int = 4  # batches per validation
+    prefetch: int = 2  # batches gathered ahead on a background thread (0: off)
+    skip_bad_videos: bool = False  # leave out videos with unreadable or non-finite features
     # losses
     con_weight: float = 1.0
     pb_weight: float = 1.0
@@ -58,6 +64,7 @@ class PretrainConfig:
     amp: str = "auto"
     seed: int = 0
     checkpoint_every: int = 500
+    checkpoint_minutes: float = 10.0  # also checkpoint when this much time passed (0: off)
     log_every: int = 10
     device: str = "auto"
 
@@ -82,7 +89,9 @@ _POSITIVE = {
 }  # fmt: skip
 _NON_NEGATIVE = {"con_weight", "pb_weight", "weight_decay", "warmup_steps", "checkpoint_every",
                  "min_lr_ratio", "log_every"}  # fmt: skip
-_PATHS = ("store", "out_dir", "genre_bank")
+_NON_NEGATIVE |= {"val_every", "prefetch", "checkpoint_minutes"}
+_POSITIVE.add("val_batches")
+_PATHS = ("store", "out_dir", "genre_bank", "videos", "val_videos")
 
 
 def _check_type(name: str, annotation: str, value: Any, path: Path) -> None:

@@ -22,7 +22,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,19 +167,69 @@ class DistInfo:
         return self.rank == 0
 
 
+def dist_env() -> DistInfo:
+    """The rank layout torchrun's environment describes (``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``), without joining a process group; one process when not set."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank = int(os.environ["RANK"])
+    if not 0 <= rank < world:
+        raise InputError(f"RANK={rank} is outside WORLD_SIZE={world}")
+    return DistInfo(rank, world, int(os.environ.get("LOCAL_RANK", rank)))
+
+
+def die_with_launcher() -> None:
+    """Under torchrun, have the kernel stop this worker (SIGTERM) when its launcher dies.
+
+    A launcher killed with SIGKILL cannot stop its workers itself; without this they
+    keep running (and writing). Linux only; a no-op elsewhere or outside torchrun.
+    """
+    import signal
+    import sys
+
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        parent = os.getppid()
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the launcher died before the call
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def sigterm_as_interrupt() -> None:
+    """Turn SIGTERM (torchrun stopping a worker, a batch system's kill) into
+    ``KeyboardInterrupt``, so ``with`` blocks flush and release what they hold."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def init_distributed(device: str | torch.device | None = None) -> DistInfo:
     """Join the process group described by torchrun's environment, if any.
 
     Uses nccl when the device is CUDA, gloo otherwise. Without ``WORLD_SIZE`` > 1 it
-    does nothing and returns a single-process :class:`DistInfo`.
+    does nothing and returns a single-process :class:`DistInfo`. A worker stops when
+    its launcher dies (:func:`die_with_launcher`).
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
+    info = dist_env()
+    if not info.enabled:
+        return info
     import torch.distributed as dist
 
-    rank = int(os.environ["RANK"])
-    local = int(os.environ.get("LOCAL_RANK", rank))
+    die_with_launcher()
+    rank, world, local = info.rank, info.world_size, info.local_rank
     cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
     if not dist.is_initialized():
         if cuda:
@@ -202,6 +252,70 @@ def all_reduce_mean(value: torch.Tensor, dist_info: DistInfo) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value)
     return value / dist_info.world_size
+
+
+def _world() -> int:
+    """World size of the initialised default process group (1 without one)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def global_sum(value: torch.Tensor) -> torch.Tensor:
+    """Sum of a (detached) tensor over all ranks of the default group (itself on one)."""
+    value = value.detach()
+    if _world() == 1:
+        return value
+    import torch.distributed as dist
+
+    value = value.clone()
+    dist.all_reduce(value)
+    return value
+
+
+def global_class_balanced_mean(losses: torch.Tensor, groups: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over groups of each group's mean loss, the groups counted over **all** ranks.
+
+    ``losses`` and each boolean mask in ``groups`` have the same shape. With the element
+    counts ``n_g`` of group g summed over ranks, rank r returns
+    ``world * mean_g(sum(losses[g] on r) / n_g)`` (groups empty everywhere are left out):
+    DDP's gradient averaging and a mean over ranks then give exactly the loss of one
+    process holding the global batch, whatever the world size.
+    """
+    counts = global_sum(torch.stack([g.sum() for g in groups]).float())
+    present = counts > 0
+    if not bool(present.any()):
+        raise ValueError("every group is empty on every rank")
+    parts = [losses[g].sum() / counts[i] for i, g in enumerate(groups) if bool(present[i])]
+    return torch.stack(parts).mean() * _world()
+
+
+@contextlib.contextmanager
+def lock_out_dir(out_dir: str | Path, dist_info: DistInfo | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``out_dir/.lock`` (rank 0) while a run writes there.
+
+    A second run on the same folder - or workers of an earlier run left behind by a
+    killed launcher - makes this an :class:`InputError` instead of two writers.
+    """
+    import fcntl
+
+    if dist_info is not None and not dist_info.is_main:
+        yield
+        return
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / ".lock", "a")  # noqa: SIM115 - held for the block
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            msg = "another run is writing to this out_dir (its .lock is held)"
+            raise InputError(msg, out) from None
+        yield
+    finally:
+        handle.close()
 
 
 # --------------------------------------------------------------------------- train state
@@ -306,6 +420,7 @@ class TrainConfig:
     seed: int = 0
     batch_size: int = 32  # sequences per rank per step (for the sequences/s readout)
     checkpoint_every: int = 500  # steps between train states; 0: only at the end
+    checkpoint_minutes: float = 0.0  # also save when this much time passed; 0: off
     log_every: int = 10
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -343,6 +458,12 @@ class Trainer:
         device: torch device.
         dist_info: from :func:`init_distributed` (default: single process).
         on_step: optional ``(step, metrics)`` callback after each step (rank 0 only).
+        hooks: ``(step, metrics) -> dict | None`` callables run after each step on
+            **every** rank (they may use collectives, e.g. a validation pass); what they
+            return is added to the metrics ``on_step`` sees.
+
+    Metrics of a step are means over ranks; ``data_ms`` is the time ``batch_fn`` took
+    (waiting for data) and ``step_ms`` the whole step.
     """
 
     def __init__(
@@ -355,8 +476,12 @@ class Trainer:
         device: str | torch.device = "cpu",
         dist_info: DistInfo | None = None,
         on_step: Callable[[int, dict[str, float]], None] | None = None,
+        hooks: list[Callable[[int, dict[str, float]], dict[str, float] | None]] | None = None,
     ):
         self.config = config
+        self.hooks = list(hooks or [])
+        self._last_save = time.monotonic()
+        self._saved_at: int | None = None
         self.device = torch.device(device)
         self.dist = dist_info or DistInfo()
         self.model = model.to(self.device)
@@ -398,6 +523,8 @@ class Trainer:
                 self.scaler,
                 extra_tensors={"history": torch.tensor(self.history, dtype=torch.float64)},
             )
+        self._last_save = time.monotonic()
+        self._saved_at = self.step
         self._barrier()
 
     def resume(self, path: str | Path | None = None) -> int:
@@ -434,9 +561,11 @@ class Trainer:
     def train_step(self, step: int) -> dict[str, float]:
         """One optimisation step; returns metrics with the rank-mean ``loss`` and ``lr``."""
         cfg = self.config
+        start = time.perf_counter()
         torch.manual_seed(step_seed(cfg.seed, step, self.dist.rank, "torch"))
         lr = self._set_lr(step)
         batch = self.batch_fn(step, self.dist.rank)
+        data_ms = (time.perf_counter() - start) * 1000
         self.wrapped.train()
         autocast = (
             torch.autocast(self.device.type, dtype=self.amp_dtype)
@@ -459,8 +588,32 @@ class Trainer:
             )
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        mean_loss = float(all_reduce_mean(loss.detach().float(), self.dist))
-        return {**metrics, "loss": mean_loss, "lr": lr, "grad_norm": grad_norm}
+        metrics = {**metrics, "loss": float(loss.detach()), "data_ms": data_ms}
+        metrics = self._rank_mean(metrics)
+        step_ms = (time.perf_counter() - start) * 1000
+        return {**metrics, "lr": lr, "grad_norm": grad_norm, "step_ms": step_ms}
+
+    def _rank_mean(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Means over ranks of the metrics, plus ``save_now`` (rank 0's timed checkpoint
+        decision, shared so that every rank calls :meth:`save` together)."""
+        minutes = self.config.checkpoint_minutes
+        due = bool(minutes) and time.monotonic() - self._last_save >= 60 * minutes
+        names = sorted(metrics)
+        values = torch.tensor(
+            [float(metrics[k]) for k in names] + [float(due and self.dist.is_main)],
+            dtype=torch.float64,
+        )
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+            values = values.to(backend_device)
+            dist.all_reduce(values)
+            values = values.cpu()
+            values[:-1] /= self.dist.world_size
+        out = dict(zip(names, values[:-1].tolist(), strict=True))
+        out["save_now"] = float(values[-1] > 0)
+        return out
 
     def fit(self, stop_at: int | None = None) -> list[float]:
         """Train from ``self.step`` to ``config.steps`` (or ``stop_at``); returns the losses."""
@@ -478,6 +631,9 @@ class Trainer:
                 metrics = self.train_step(self.step)
                 self.history.append(metrics["loss"])
                 self.step += 1
+                save_now = metrics.pop("save_now", 0.0) > 0
+                for hook in self.hooks:
+                    metrics.update(hook(self.step, metrics) or {})
                 if self.on_step is not None and self.dist.is_main:
                     self.on_step(self.step, metrics)
                 if bar is not None:
@@ -487,12 +643,12 @@ class Trainer:
                         rate = seqs * max(1, cfg.log_every) / max(now - tick, 1e-9)
                         tick = now
                         bar.set_postfix(loss=f"{metrics['loss']:.4f}", seq_s=f"{rate:.1f}")
-                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                if save_now or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
                     self.save()
         finally:
             if bar is not None:
                 bar.close()
-        if not cfg.checkpoint_every or self.step % cfg.checkpoint_every:  # final state
+        if self._saved_at != self.step:  # final state
             self.save()
         return self.history
 

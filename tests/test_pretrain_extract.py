@@ -26,8 +26,8 @@ def shared_encoder(tmp_path_factory):
 def _reuse_encoder(shared_encoder, monkeypatch):
     import sseg.extract
 
-    def make(weights, device, batch_size):
-        assert weights is None and device == "cpu"
+    def make(weights, device, batch_size, precision="fp32"):
+        assert weights is None and device == "cpu" and precision == "fp32"
         return shared_encoder
 
     monkeypatch.setattr(sseg.extract, "KeyframeEncoder", make)
@@ -121,3 +121,52 @@ def test_video_input(tmp_path, capsys):
     assert len(v) >= 2 and v.fps == 10.0
     assert v.starts[0] == 0.0 and v.ends[-1] == pytest.approx(3.6)
     assert (v.ends > v.starts).all()
+
+
+def test_skip_bad_videos_and_decode_workers(tmp_path, capsys):
+    root = tmp_path / "kf"
+    _folder(root, "tt01", 3, seed=1)
+    _folder(root, "tt02", 2, seed=2)
+    broken_folder = _folder(root, "tt03", 2, seed=3)
+    (broken_folder / "shot_0001_img_2.jpg").unlink()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00not a video" * 50)
+    base = ["extract", str(root), str(broken), "--random-init", "--device", "cpu", "--quiet",
+            "--batch-size", "4"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "strict")]) == 2  # the incomplete folder
+    assert "shot 1 needs images" in capsys.readouterr().err
+    (broken_folder / "shot_0001_img_2.jpg").write_bytes(b"garbage")  # complete, unreadable
+    code = main([*base, "--out", str(tmp_path / "strict")])
+    assert code == 2 and "cannot read keyframe image" in capsys.readouterr().err
+
+    for workers in ("0", "1"):
+        out = tmp_path / f"w{workers}"
+        args = [*base, "--out", str(out), "--skip-bad-videos", "--workers", workers]
+        assert main(args) == 0
+        captured = capsys.readouterr()
+        assert "extracted 2 video(s), skipped 0 already stored, 2 bad video(s) skipped" in (
+            captured.out
+        )
+        assert "skipped bad video broken:" in captured.err and "broken.mp4" in captured.err
+        assert "skipped bad video tt03:" in captured.err
+        assert FeatureStore(out).video_ids == ["tt01", "tt02"]
+    a, b = FeatureStore(tmp_path / "w0"), FeatureStore(tmp_path / "w1")
+    for video_id in ("tt01", "tt02"):  # decoding in a worker changes nothing
+        x, y = a.load(video_id).keyframes, b.load(video_id).keyframes
+        assert np.array_equal(x.view(np.uint16), y.view(np.uint16))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_half_precision_features_match_fp32(shared_encoder, precision):
+    """Autocast on CUDA (pinned, non-blocking inputs) keeps the features of fp32 on CPU."""
+    import torch
+
+    gpu = type(shared_encoder)(None, "cuda", batch_size=8, precision=precision)
+    assert gpu.precision == precision
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size=(60, 80, 3), dtype=np.uint8) for _ in range(10)]
+    cpu_feats, gpu_feats = shared_encoder.encode(images), gpu.encode(images)
+    assert gpu_feats.dtype == torch.float32 and gpu_feats.device.type == "cpu"
+    cosine = torch.nn.functional.cosine_similarity(cpu_feats, gpu_feats)
+    assert cosine.min() > 0.99

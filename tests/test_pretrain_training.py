@@ -146,3 +146,30 @@ def test_nan_loss_is_reported():
     t = Trainer(model, lambda m, b: (m(b).sum() * math.nan, {}), lambda s, r: torch.ones(1, 2), cfg)
     with pytest.raises(FloatingPointError):
         t.fit()
+
+
+def test_timed_checkpoints_and_hooks(tmp_path, monkeypatch):
+    trainer = _trainer(tmp_path, 6)
+    trainer.config.checkpoint_every = 0
+    trainer.config.checkpoint_minutes = 1e-9  # due after every step
+    saved, seen = [], []
+    real_save = Trainer.save
+
+    def save(self):
+        saved.append(self.step)
+        real_save(self)
+
+    monkeypatch.setattr(Trainer, "save", save)
+    trainer.hooks.append(lambda step, metrics: {"hook": float(step)})
+    trainer.on_step = lambda step, metrics: seen.append(metrics)
+    trainer.fit()
+    assert saved == [1, 2, 3, 4, 5, 6]  # timed saves; no extra final save
+    assert [m["hook"] for m in seen] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert all(m["data_ms"] >= 0 and m["step_ms"] >= m["data_ms"] for m in seen)
+    assert all(set(m) >= {"loss", "mse", "lr", "grad_norm"} for m in seen)
+
+    quiet = _trainer(tmp_path / "q", 4)
+    quiet.config.checkpoint_every, quiet.config.checkpoint_minutes = 0, 0.0
+    saved.clear()
+    quiet.fit()
+    assert saved == [4]  # only the final state

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides)
     summary = run_pretraining(cfg, resume=args.resume, progress=not args.quiet)
     if summary["rank"] == 0:
-        keep = ("steps", "first_loss", "last_loss", "videos", "windows", "world_size", "model")
+        keep = ("steps", "first_loss", "last_loss", "videos", "windows", "world_size", "model",
+                "bad_videos")  # fmt: skip
         print(json.dumps({k: summary[k] for k in keep}))
     return 0
