@@ -57,11 +57,16 @@ fi
 [ "$DRY" = 1 ] && SLUG=dry-run
 LOGS="$RESULTS/$SLUG-gpu_run"
 mkdir -p "$LOGS"
+STAMP="$LOGS/.started"
+touch "$STAMP"
 
 publish() {  # copy tables + logs to $OUT (if set) after every section
   [ -n "${OUT:-}" ] || return 0
   mkdir -p "$OUT/results"
-  cp -r "$RESULTS"/"$SLUG"-* "$OUT/results/" 2>/dev/null || true
+  cp -r "$LOGS" "$OUT/results/" 2>/dev/null || true
+  # every table written during this run (benches not named after $SLUG included)
+  find "$RESULTS" -maxdepth 1 -name '*.md' -newer "$STAMP" -exec cp {} "$OUT/results/" \; \
+    2>/dev/null || true
 }
 
 # section NAME MAX_SECONDS COMMAND...: runs COMMAND under `timeout`, logging to
@@ -97,7 +102,7 @@ section() {
 finish() {
   echo
   echo "=== summary ($((SECONDS - START))s, device $SLUG) ==="
-  ls "$RESULTS"/"$SLUG"-*.md 2>/dev/null || true
+  find "$RESULTS" -maxdepth 1 -name '*.md' -newer "$STAMP" | sort
   publish
   if [ "${#FAILED[@]}" -gt 0 ]; then
     echo "GPU RUN FAILED: ${FAILED[*]}" >&2
