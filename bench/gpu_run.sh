@@ -57,11 +57,16 @@ fi
 [ "$DRY" = 1 ] && SLUG=dry-run
 LOGS="$RESULTS/$SLUG-gpu_run"
 mkdir -p "$LOGS"
+STAMP="$LOGS/.started"
+touch "$STAMP"
 
 publish() {  # copy tables + logs to $OUT (if set) after every section
   [ -n "${OUT:-}" ] || return 0
   mkdir -p "$OUT/results"
-  cp -r "$RESULTS"/"$SLUG"-* "$OUT/results/" 2>/dev/null || true
+  cp -r "$LOGS" "$OUT/results/" 2>/dev/null || true
+  # every table written during this run (benches not named after $SLUG included)
+  find "$RESULTS" -maxdepth 1 -name '*.md' -newer "$STAMP" -exec cp {} "$OUT/results/" \; \
+    2>/dev/null || true
 }
 
 # section NAME MAX_SECONDS COMMAND...: runs COMMAND under `timeout`, logging to
@@ -97,7 +102,7 @@ section() {
 finish() {
   echo
   echo "=== summary ($((SECONDS - START))s, device $SLUG) ==="
-  ls "$RESULTS"/"$SLUG"-*.md 2>/dev/null || true
+  find "$RESULTS" -maxdepth 1 -name '*.md' -newer "$STAMP" | sort
   publish
   if [ "${#FAILED[@]}" -gt 0 ]; then
     echo "GPU RUN FAILED: ${FAILED[*]}" >&2
@@ -165,7 +170,7 @@ section imports 60 "$PY" -c "
 import sseg.kernels, sseg.kernels.ag_residual, sseg.ops, sseg.model, sseg.pretrain
 print('sseg imports without open_clip / av / transnetv2')"
 export SSEG_AUTOTUNE=quick
-PYTEST=("$PY" -m pytest -q -p no:cacheprovider -o addopts= -o cache_dir="$LOGS/.pytest_cache")
+PYTEST=("$PY" -m pytest -q -p no:cacheprovider -o addopts=)
 if [ "$DRY" = 1 ]; then
   section collect-tests 90 "${PYTEST[@]}" --collect-only "${TESTS[@]}"
   section compile-check 240 "$PY" -m sseg.kernels.compile_check --arch 90 --dtype bf16
@@ -176,7 +181,7 @@ print('benches import')"
   finish
 fi
 
-section gpu-tests 150 "${PYTEST[@]}" --maxfail=10 -rfE --durations=15 "${TESTS[@]}"
+section gpu-tests 140 "${PYTEST[@]}" --maxfail=10 -rfE --durations=15 "${TESTS[@]}"
 unset SSEG_AUTOTUNE
 
 # --- benches: the peak first (measured once, reused by the others)
@@ -185,11 +190,11 @@ if section peak-bandwidth 30 "$PY" bench/benchlib.py --out "$RESULTS"; then
   PEAK=$(sed -n 's/^PEAK_BPS=//p' "$LOGS/peak-bandwidth.log" | tail -1)
   [ -n "$PEAK" ] && export SSEG_BENCH_PEAK_BPS="$PEAK"
 fi
-section bench-ag_residual 90 "$PY" bench/bench_ag_residual.py --out "$RESULTS"
-section bench-pretrain 75 "$PY" bench/bench_pretrain.py --out "$RESULTS"
-section bench-dtw 40 "$PY" bench/bench_dtw.py --out "$RESULTS"
+section bench-ag_residual 80 "$PY" bench/bench_ag_residual.py --out "$RESULTS"
+section bench-pretrain 60 "$PY" bench/bench_pretrain.py --out "$RESULTS"
+section bench-dtw 30 "$PY" bench/bench_dtw.py --out "$RESULTS"
 if [ -f bench/bench_latency.py ]; then
-  section bench-latency 45 "$PY" bench/bench_latency.py --device cuda --out "$RESULTS"
+  section bench-latency 30 "$PY" bench/bench_latency.py --device cuda --out "$RESULTS"
 else
   echo "bench/bench_latency.py not present: latency bench skipped"
 fi

@@ -55,11 +55,13 @@ def test_a_failed_build_stops_the_run_with_a_non_zero_exit(tmp_path):
     assert "=== collect-tests" not in log  # nothing after a failed build
 
 
-def test_a_spent_budget_skips_sections_and_fails():
-    result = _run("--dry-run", env_extra={"SSEG_GPU_BUDGET_S": "0"}, timeout=300)
+def test_a_spent_budget_skips_sections_and_fails(tmp_path):
+    out = tmp_path / "out"
+    result = _run("--dry-run", env_extra={"SSEG_GPU_BUDGET_S": "0", "OUT": str(out)}, timeout=300)
     log = result.stdout + result.stderr
     assert result.returncode != 0
     assert "SKIPPED environment" in log and "GPU RUN FAILED" in log
+    assert (out / "results" / "dry-run-gpu_run").is_dir()  # logs copied to $OUT even so
 
 
 def test_bad_arguments_are_rejected():
