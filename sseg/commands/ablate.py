@@ -58,7 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--proxy", action="store_true", help="generate (or reuse) the proxy benchmark in --out"
     )
     table.add_argument("--proxy-scale", type=float, default=1.0, help="proxy corpus size factor")
-    table.add_argument("--seeds", default="3", help="a count (3 = seeds 0,1,2) or a comma list")
+    table.add_argument(
+        "--seeds",
+        default="3",
+        help="a count (3 = seeds 0,1,2) or a comma list (one given seed: '2,')",
+    )
     table.add_argument("--rows", help="comma list of rows (default: all; see docs)")
     table.add_argument("--genre-bank", help="definition genre bank .npy (default: the store's)")
     table.add_argument("--genre-bank-names", help="names-only genre bank .npy (names_only row)")
