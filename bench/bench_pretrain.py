@@ -72,7 +72,7 @@ class Setup:
         self.vit, _, _ = load_clip(None, device=DEVICE)
 
     def train_step(self, batch: PretrainBatch, objective=None) -> float:
-        loss, _ = (objective or self.objective)(batch)
+        loss, _ = (self.objective if objective is None else objective)(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
