@@ -103,6 +103,14 @@ class SceneModel(nn.Module):
         model.genre_residual.load_state_dict(self.genre_residual.state_dict())
         return model.to(self.genre_residual.genres.device)
 
+    def fresh_head(self, seed: int = 0) -> SceneModel:
+        """Replace the boundary head with a newly initialised one (from ``seed``, the global
+        random state untouched); keeps the context encoder. Returns ``self``."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.boundary.head = self.boundary.new_head()
+        return self
+
     def config(self) -> dict[str, Any]:
         """JSON-able description sufficient to rebuild the module."""
         return {

@@ -246,9 +246,7 @@ class Ablation:
         if training.pretrain:
             model = self._pretrained(training, seed)
             if training.init_context:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed)
-                    model.boundary.head = model.boundary.new_head()
+                model.fresh_head(seed)
             else:
                 model = model.fresh_context(seed=seed)
         else:

@@ -149,10 +149,7 @@ def build_model(args: argparse.Namespace, store=None):
         if args.init_context:
             if any(getattr(args, k) for k in ("hidden", "layers", "heads", "window")):
                 raise InputError("--init-context keeps the pre-trained sizes; drop --hidden etc.")
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(args.seed)
-                pretrained.boundary.head = pretrained.boundary.new_head()
-            return pretrained
+            return pretrained.fresh_head(args.seed)
         return pretrained.fresh_context(
             _context_config(args, pretrained.boundary.config), args.seed
         )
