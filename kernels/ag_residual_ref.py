@@ -72,10 +72,9 @@ def ag_residual_reference(
     genre_on: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """out = V + phi(cos(V, G)) @ GW, with GW = G @ W precomputed; same dtype as V."""
-    compute = torch.float64 if v.dtype == torch.float64 else torch.float32
-    vc = v.to(compute)
-    affinity = _phi(_similarity(vc, g, compute), phi, temperature, genre_on)
-    return (vc + affinity @ gw.to(compute)).to(v.dtype)
+    affinity = genre_affinity(v, g, phi, temperature, genre_on)
+    vc = v.to(affinity.dtype)
+    return (vc + affinity @ gw.to(affinity.dtype)).to(v.dtype)
 
 
 def ag_residual_shot_mean_reference(
@@ -87,7 +86,6 @@ def ag_residual_shot_mean_reference(
     genre_on: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean over the keyframe axis of the residual: v (..., K, D) -> (..., D), v's dtype."""
-    compute = torch.float64 if v.dtype == torch.float64 else torch.float32
-    vc = v.to(compute)
-    affinity = _phi(_similarity(vc, g, compute), phi, temperature, genre_on)
-    return (vc.mean(dim=-2) + affinity.mean(dim=-2) @ gw.to(compute)).to(v.dtype)
+    affinity = genre_affinity(v, g, phi, temperature, genre_on)
+    vc = v.to(affinity.dtype)
+    return (vc.mean(dim=-2) + affinity.mean(dim=-2) @ gw.to(affinity.dtype)).to(v.dtype)

@@ -8,6 +8,8 @@ A shot feature is the mean over its keyframes of the genre-fused keyframe featur
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,15 @@ from .errors import InputError
 from .genre_fusion import GenreFusion
 
 FORMAT = "sseg.scene_model.v1"
+
+
+@contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Weights created inside come from ``seed`` alone; torch's global CPU random state is
+    restored afterwards (so fine-tuning from a fresh model repeats bit for bit)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 class SceneModel(nn.Module):
@@ -90,8 +101,7 @@ class SceneModel(nn.Module):
         """A copy with the same shot-level part (bank + trained genre weights) and a newly
         initialised context encoder and head (``context`` or this model's config)."""
         config = context or self.boundary.config
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             model = SceneModel(
                 self.genre_residual.genres,
                 config,
@@ -106,8 +116,7 @@ class SceneModel(nn.Module):
     def fresh_head(self, seed: int = 0) -> SceneModel:
         """Replace the boundary head with a newly initialised one (from ``seed``, the global
         random state untouched); keeps the context encoder. Returns ``self``."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             self.boundary.head = self.boundary.new_head()
         return self
 

@@ -235,10 +235,9 @@ class Ablation:
         return SceneModel.load(out / MODEL_FILE)
 
     def _finetune(self, training: Training, seed: int, out: Path):
-        import torch
 
         from ..finetune import FinetuneConfig, LabelledShots, finetune
-        from ..model import SceneModel
+        from ..model import SceneModel, seeded_init
         from ..pretrain import load_genre_bank
         from ..training import TrainConfig
 
@@ -251,8 +250,7 @@ class Ablation:
                 model = model.fresh_context(seed=seed)
         else:
             bank, _ = load_genre_bank(self.data.banks[training.bank], self.store)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with seeded_init(seed):
                 model = SceneModel(bank, self._context_config(), genre_fusion=training.fusion)
         self.log(f"fine-tune {training.key} seed {seed} ({s.finetune_steps} steps)")
         data = LabelledShots.from_store(self.store, self.labels, self.train_ids)

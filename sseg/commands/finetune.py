@@ -130,11 +130,10 @@ def build_model(args: argparse.Namespace, store=None):
     (``--init-context`` keeps the pre-trained encoder); without: a new model on
     ``--genre-bank`` (or the store's bank).
     """
-    import torch
 
     from ..context import ContextConfig
     from ..errors import InputError
-    from ..model import SceneModel
+    from ..model import SceneModel, seeded_init
 
     if args.init_context and not args.init:
         raise InputError("--init-context needs --init (a pre-trained model)")
@@ -162,8 +161,7 @@ def build_model(args: argparse.Namespace, store=None):
         )
     genres = _genre_bank(bank)
     cfg = _context_config(args, ContextConfig(input_dim=genres.shape[1]))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
+    with seeded_init(args.seed):
         return SceneModel(genres, cfg, genre_fusion=args.genre_fusion or "ag_residual")
 
 
