@@ -165,6 +165,8 @@ class KeyframeEncoder:
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.precision, _ = resolve_precision(precision, str(device))
+        if self.device.type != "cuda":
+            self.precision = "fp32"  # features cached for training stay exact fp32 on a CPU
         self._autocast_dtype = PRECISIONS[self.precision]
 
     @torch.no_grad()

@@ -16,9 +16,18 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .precision import PRECISIONS, resolve_precision
+
+__all__ = [
+    "PRECISIONS",
+    "encode_keyframes",
+    "encode_video_keyframes",
+    "load_backbone",
+    "resolve_device",
+    "resolve_precision",
+]
 
 MODEL_NAME = "ViT-B-32"
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_device(device: str | None) -> str:
@@ -30,15 +39,6 @@ def resolve_device(device: str | None) -> str:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise InputError(f"unknown device {device!r} (use auto, cpu or cuda)")
     return device
-
-
-def resolve_precision(precision: str, device: str) -> tuple[str, str | None]:
-    """(precision to use, note for the user or None). Half precision is GPU-only."""
-    if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
-    if precision != "fp32" and not device.startswith("cuda"):
-        return "fp32", f"--precision {precision} needs a CUDA device; using fp32 on {device}"
-    return precision, None
 
 
 def load_backbone(
@@ -95,7 +95,7 @@ def encode_keyframes(
     ) as bar:
         for start in range(0, len(flat), max(1, batch_size)):
             chunk = list(flat[start : start + batch_size])
-            batch = preprocess_frames(chunk, preprocess).to(device)
+            batch = _model_input(model, preprocess_frames(chunk, preprocess), device)
             with torch.autocast("cuda", dtype=dtype, enabled=use_autocast):
                 feats = model.encode_image(batch)
             out.append(feats.float().cpu())
@@ -142,7 +142,7 @@ def encode_video_keyframes(
 
     def flush() -> None:
         nonlocal feats
-        x = preprocess_frames(batch, preprocess).to(device)
+        x = _model_input(model, preprocess_frames(batch, preprocess), device)
         with torch.autocast("cuda", dtype=dtype, enabled=use_autocast):
             out = model.encode_image(x).float().cpu()
         if feats is None:
@@ -183,6 +183,16 @@ def encode_video_keyframes(
             nearest = have[np.argmin(np.abs(order - (i * k + j)))]
             feats[i, j] = feats[nearest[0], nearest[1]]
     return feats, thumbs
+
+
+def _model_input(model, images: torch.Tensor, device: str) -> torch.Tensor:
+    """CLIP inputs on ``device``; in the model's own dtype where it is not fp32 (a CPU
+    backbone cast to bf16 by :func:`sseg.pipeline.segment`; GPUs use autocast instead)."""
+    images = images.to(device)
+    params = getattr(model, "parameters", None)
+    first = next(params(), None) if callable(params) else None
+    dtype = torch.float32 if first is None else first.dtype
+    return images if dtype == torch.float32 or images.is_cuda else images.to(dtype)
 
 
 def _thumbnail(rgb: np.ndarray, height: int) -> np.ndarray:

@@ -8,7 +8,6 @@ one decoding pass, test-time splitting (:mod:`sseg.splitting`), SceneModel infer
 
 from __future__ import annotations
 
-import functools
 import re
 import sys
 import time
@@ -42,6 +41,7 @@ def detect_shots(
     end: str | float | int | None = None,
     device: str = "cpu",
     quiet: bool = True,
+    precision: str = "auto",
 ) -> tuple[list[Shot], float]:
     """Shots of the video at ``path`` and its frame rate: ``(list[Shot], fps)``.
 
@@ -58,6 +58,7 @@ def detect_shots(
         min_shot_frames=min_shot_frames,
         device=device,
         quiet=quiet,
+        precision=precision,
         **range_bounds(video.info, start, end),
     )
     return detection.shots, video.info.fps
@@ -143,14 +144,35 @@ def _progress(total: int, desc: str, quiet: bool):
 _BACKBONES: dict[tuple, tuple] = {}
 
 
-def _backbone(clip_weights: str | None, seed: int | None, device: str):
-    """Load (and cache per process) the frozen CLIP backbone."""
+def _backbone(clip_weights: str | None, seed: int | None, device: str, precision: str = "fp32"):
+    """Load (and cache per process) the frozen CLIP backbone: ``(model, preprocess)``.
+
+    On a CPU with ``precision`` bf16 the cached model holds bf16 weights (oneDNN's bf16
+    matmuls; the fp32 copy is not kept). Its image-tower fingerprint is taken before.
+    """
     from .keyframe_features import load_backbone
 
-    key = (None if clip_weights is None else str(Path(clip_weights).resolve()), seed, device)
+    dtype = torch_dtype(precision) if not device.startswith("cuda") else None
+    path = None if clip_weights is None else str(Path(clip_weights).resolve())
+    key = (path, seed, device, dtype)
     if key not in _BACKBONES:
-        _BACKBONES[key] = load_backbone(clip_weights, seed=seed, device=device)
-    return _BACKBONES[key][:2]
+        model, preprocess = load_backbone(clip_weights, seed=seed, device=device)[:2]
+        fingerprint = _image_tower_fingerprint(model)
+        if dtype is not None:
+            model = model.to(dtype)
+        _BACKBONES[key] = (model, preprocess)
+        _FINGERPRINTS[id(model)] = fingerprint
+    return _BACKBONES[key]
+
+
+_FINGERPRINTS: dict[int, str] = {}
+
+
+def torch_dtype(precision: str):
+    """The torch dtype of a resolved precision name."""
+    from .precision import PRECISIONS
+
+    return PRECISIONS[precision]
 
 
 def _random_init_seed(backbone_id: object) -> int | None:
@@ -164,7 +186,7 @@ def _check_backbone_weights(meta: dict, backbone, model_name: str) -> None:
     expected = meta.get("backbone_weights")
     if not expected:
         return  # models that record no fingerprint (demo, older checkpoints)
-    if _backbone_fingerprint(backbone) != expected:
+    if _FINGERPRINTS[id(backbone)] != expected:
         raise InputError(
             f"the model was trained on features of CLIP weights {meta.get('backbone')!r}; "
             "the CLIP weights given (--clip-weights) are different",
@@ -172,9 +194,7 @@ def _check_backbone_weights(meta: dict, backbone, model_name: str) -> None:
         )
 
 
-@functools.cache
-def _backbone_fingerprint(backbone) -> str:
-    """Image-tower weights fingerprint of a cached backbone (computed once per backbone)."""
+def _image_tower_fingerprint(backbone) -> str:
     from .genres import image_tower_fingerprint
 
     return image_tower_fingerprint(backbone)
@@ -206,7 +226,7 @@ def segment(
     clip_weights: str | Path | None = None,
     device: str = "auto",
     batch_size: int = 64,
-    precision: str = "fp32",
+    precision: str = "auto",
     quiet: bool = True,
     loaded_model: tuple[Any, str] | None = None,
 ) -> SegmentationResult:
@@ -222,11 +242,14 @@ def segment(
         clip_weights: local CLIP ViT-B/32 weights file, or ``"random"`` for the
             seeded random init; needed unless the model names its backbone (the
             demo model does).
-        device: ``auto``, ``cpu`` or ``cuda``; precision ``fp32``/``fp16``/``bf16``.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: of the shot detector and CLIP: ``auto`` (bf16 where the device computes
+            it natively, see :mod:`sseg.precision`), ``fp32``, ``bf16`` or ``fp16`` (GPU).
         loaded_model: ``(SceneModel, name)`` from :func:`load_scene_model`, used instead
             of loading ``model`` again (many videos, one load).
     """
-    from .keyframe_features import encode_video_keyframes, resolve_device, resolve_precision
+    from .keyframe_features import encode_video_keyframes, resolve_device
+    from .precision import resolve_precision
     from .scenes import group_scenes
     from .shot_detect import detect_shots as _detect
 
@@ -260,7 +283,7 @@ def segment(
                 model_name,
             )
     backbone, preprocess = _backbone(
-        None if clip_weights is None else str(clip_weights), seed, device
+        None if clip_weights is None else str(clip_weights), seed, device, precision
     )
     _check_backbone_weights(meta, backbone, model_name)
     timings["load_models"] = time.perf_counter() - tick
@@ -272,6 +295,7 @@ def segment(
         min_shot_frames=min_shot_frames,
         device=device,
         quiet=quiet,
+        precision=precision,
         **bounds,
     )
     shots = detection.shots

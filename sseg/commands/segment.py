@@ -193,9 +193,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     run_group.add_argument(
         "--precision",
-        choices=("fp32", "fp16", "bf16"),
-        default="fp32",
-        help="CLIP precision; fp16/bf16 need a GPU (default: fp32)",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        default="auto",
+        help="shot detector and CLIP precision (default auto: bf16 on GPUs and on CPUs with "
+        "native bf16, else fp32); fp16 needs a GPU",
     )
     run_group.add_argument(
         "--keep-going",
@@ -422,8 +423,9 @@ def _segment_one(job: Job, plan: OutputPlan, args: argparse.Namespace, models: d
 
 def _load_models(args: argparse.Namespace) -> dict:
     """Device, precision and the scene model, resolved and loaded once for all videos."""
-    from ..keyframe_features import resolve_device, resolve_precision
+    from ..keyframe_features import resolve_device
     from ..pipeline import load_scene_model
+    from ..precision import resolve_precision
 
     device = resolve_device(args.device)
     precision, note = resolve_precision(args.precision, device)
