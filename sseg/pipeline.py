@@ -144,12 +144,12 @@ _BACKBONES: dict[tuple, tuple] = {}
 
 
 def _backbone(clip_weights: str | None, seed: int | None, device: str):
-    """Load (and cache per process) the frozen CLIP backbone."""
-    from .keyframe_features import load_backbone
+    """Load (and cache per process) the frozen CLIP image tower: (tower, preprocess)."""
+    from .keyframe_features import load_image_backbone
 
     key = (None if clip_weights is None else str(Path(clip_weights).resolve()), seed, device)
     if key not in _BACKBONES:
-        _BACKBONES[key] = load_backbone(clip_weights, seed=seed, device=device)
+        _BACKBONES[key] = load_image_backbone(clip_weights, seed=seed, device=device)
     return _BACKBONES[key][:2]
 
 
