@@ -283,6 +283,18 @@ def cache_random_visual(model: torch.nn.Module, model_name: str, seed: int) -> P
     return path
 
 
+def try_cache_random_visual(model: torch.nn.Module, model_name: str, seed: int) -> None:
+    """:func:`cache_random_visual` unless the file is there; a cache folder that cannot be
+    written only costs the next run open_clip's init again (warning)."""
+    path = random_visual_cache_path(model_name, seed)
+    if path.is_file() and _read_random_visual(path, model_name, seed) is not None:
+        return
+    try:
+        cache_random_visual(model, model_name, seed)
+    except OSError as exc:
+        warnings.warn(f"{path}: cannot cache the CLIP image tower ({exc})", stacklevel=3)
+
+
 def _read_random_visual(path: Path, model_name: str, seed: int) -> dict[str, torch.Tensor] | None:
     """The cached tensors, or None when the file is missing, unreadable or not the one
     for (model, seed) (then it is recomputed)."""
@@ -318,7 +330,7 @@ def _random_visual_state(model_name: str, seed: int) -> dict[str, torch.Tensor]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotSemanticWarning)
             model, _, _ = load_clip(None, model_name, "cpu", seed=seed)
-        cache_random_visual(model, model_name, seed)
+        try_cache_random_visual(model, model_name, seed)
         state = {k: v for k, v in model.state_dict().items() if k.startswith(_VISUAL)}
     return state
 

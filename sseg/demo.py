@@ -68,11 +68,10 @@ def demo_backbone(device: str = "cpu"):
 
 def _cache_image_tower(backbone) -> None:
     """Fill the random-init image-tower cache ``sseg segment`` loads (no open_clip there)."""
-    from .clip_backbone import cache_random_visual, random_visual_cache_path
+    from .clip_backbone import try_cache_random_visual
     from .keyframe_features import MODEL_NAME
 
-    if not random_visual_cache_path(MODEL_NAME, DEMO_SEED).is_file():
-        cache_random_visual(backbone, MODEL_NAME, DEMO_SEED)
+    try_cache_random_visual(backbone, MODEL_NAME, DEMO_SEED)
 
 
 @torch.no_grad()

@@ -166,3 +166,14 @@ def test_local_file_errors_are_one_line_input_errors(reference, tmp_path):
     save_file(state, str(wrong))
     with pytest.raises(InputError, match=r"shapes do not match.*visual.proj \(768, 256\)"):
         load_image_tower(wrong)
+
+
+def test_unwritable_cache_only_warns(reference, images, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(clip_backbone, "cache_random_visual", read_only)
+    with pytest.warns(NotSemanticWarning), pytest.warns(UserWarning, match="cannot cache"):
+        tower, _ = load_image_tower(None, seed=SEED)
+    assert not random_visual_cache_path("ViT-B-32", SEED).exists()
+    _assert_same_tower(tower, reference[0], images)

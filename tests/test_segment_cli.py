@@ -209,7 +209,7 @@ def test_model_without_backbone_needs_clip_weights(cache, clip, tmp_path, capsys
     assert "ViT-B-32.pt" in capsys.readouterr().err
 
 
-def test_segment_imports_neither_open_clip_nor_torchvision(cache, clip, tmp_path):
+def test_segment_on_cpu_imports_neither_open_clip_torchvision_nor_triton(cache, clip, tmp_path):
     import os
     import subprocess
     import sys
@@ -219,8 +219,8 @@ def test_segment_imports_neither_open_clip_nor_torchvision(cache, clip, tmp_path
     code = (
         "import json, sys; from sseg.cli import main; "
         f"rc = main(['segment', {str(clip.path)!r}, '-o', {str(out)!r}, '--detector', "
-        "'content', '--min-shot-len', '3', '-q']); "
-        "print(json.dumps([rc, [m for m in ('open_clip', 'torchvision', 'timm') "
+        "'content', '--min-shot-len', '3', '--device', 'cpu', '-q']); "
+        "print(json.dumps([rc, [m for m in ('open_clip', 'torchvision', 'timm', 'triton') "
         "if m in sys.modules]]))"
     )
     env = {**os.environ, "SSEG_CACHE_DIR": str(cache)}
