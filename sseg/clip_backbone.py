@@ -4,6 +4,10 @@
 tests and smoke runs). ``load_clip("openai")`` uses open_clip's own download. A local
 ``.safetensors`` / ``.pt`` / ``.bin`` file holding an open_clip or OpenAI (JIT-free)
 CLIP state dict is loaded with ``weights_only=True`` and its keys verified.
+
+``load_image_tower`` is the image side only, without open_clip: the same weights in a
+plain-torch :class:`sseg.clip_vision.CLIPImageTower`. A seeded random init is computed
+once with open_clip and its ``visual.*`` tensors cached under :func:`sseg.demo.cache_dir`.
 """
 
 from __future__ import annotations
@@ -11,12 +15,17 @@ from __future__ import annotations
 import logging
 import pickle
 import warnings
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ._compat import import_open_clip
 from .errors import InputError, SsegError
+
+if TYPE_CHECKING:
+    from .clip_vision import CLIPImageTower, ClipPreprocess, VisionConfig
 
 RANDOM_SEED = 0
 # keys an OpenAI CLIP state dict carries beside the weights
@@ -42,11 +51,30 @@ def _create(open_clip, model_name: str, pretrained: str | None, quick_gelu: bool
     return model, preprocess
 
 
-def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
+def _read_safetensors(path: Path, prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file whose names start with ``prefix`` (after an
+    optional ``module.``), plus OpenAI's extra keys; the others are never read."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not prefix:
+        return load_file(str(path))
+    with safe_open(str(path), framework="pt") as handle:
+        return {
+            key: handle.get_tensor(key)
+            for key in handle.keys()  # noqa: SIM118 - safe_open is not a mapping
+            if key.removeprefix("module.").startswith(prefix)
+            or key.removeprefix("module.") in _OPENAI_EXTRA_KEYS
+        }
+
+
+def _read_state_dict(path: Path, prefix: str = "") -> tuple[dict[str, torch.Tensor], bool]:
     """(state dict, is_openai_format); OpenAI's own dicts carry ``input_resolution``.
 
     The file's content, not its suffix, picks the reader: safetensors, or torch.load with
     ``weights_only=True`` (tensors and plain containers only; nothing else is unpickled).
+    With ``prefix`` (e.g. ``"visual."``) only the tensors whose names start with it are
+    returned (and, from safetensors, read).
     """
     from .checkpoint import SAFETENSORS, TORCHSCRIPT, UNKNOWN, one_line, weights_file_kind
 
@@ -68,9 +96,7 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on pickle protocols
             if kind == SAFETENSORS:
-                from safetensors.torch import load_file
-
-                state = load_file(str(path))
+                state = _read_safetensors(path, prefix)
             else:  # a file object: torch.load would pick its reader by the name's suffix
                 with open(path, "rb") as handle:
                     state = torch.load(handle, map_location="cpu", weights_only=True)
@@ -92,13 +118,25 @@ def _read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
         raise InputError("not a CLIP state dict (expected a mapping of names to tensors)", path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     openai_format = "input_resolution" in state
-    return {k: v for k, v in state.items() if k not in _OPENAI_EXTRA_KEYS}, openai_format
+    kept = {k: v for k, v in state.items() if k not in _OPENAI_EXTRA_KEYS and k.startswith(prefix)}
+    return kept, openai_format
 
 
 def _load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    expected = model.state_dict()
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     # buffers that are derived, not learned (e.g. the causal attention mask)
     derived = {name for name, _ in model.named_buffers()}
+    _check_state(expected, derived, state, path)
+    model.load_state_dict(state, strict=False)
+
+
+def _check_state(
+    expected: dict[str, tuple[int, ...]],
+    derived: set[str],
+    state: dict[str, torch.Tensor],
+    path: Path,
+) -> None:
+    """InputError (one line) unless ``state`` has exactly the expected names and shapes."""
     missing = sorted(set(expected) - set(state) - derived)
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -107,15 +145,19 @@ def _load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: 
             f"{missing[:4]}, {len(unexpected)} unexpected keys {unexpected[:4]}",
             path,
         )
-    bad = [k for k, v in state.items() if v.shape != expected[k].shape]
+    bad = [k for k, v in state.items() if tuple(v.shape) != expected[k]]
     if bad:
         k = bad[0]
         raise InputError(
             f"checkpoint shapes do not match the model: {len(bad)} tensors differ, e.g. "
-            f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}",
+            f"{k} {tuple(state[k].shape)} vs {expected[k]}",
             path,
         )
-    model.load_state_dict(state, strict=False)
+
+
+def _file_model_id(model_name: str, path: Path) -> str:
+    stat = path.stat()
+    return f"{model_name}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _is_path(pretrained: str | Path) -> bool:
@@ -166,8 +208,7 @@ def load_clip(
         state, openai_format = _read_state_dict(path)
         model, preprocess = _create(open_clip, model_name, None, quick_gelu=openai_format)
         _load_weights(model, state, path)
-        stat = path.stat()
-        model_id = f"{model_name}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        model_id = _file_model_id(model_name, path)
     else:
         try:
             model, preprocess = _create(open_clip, model_name, str(pretrained))
@@ -182,3 +223,160 @@ def load_clip(
     model.requires_grad_(False)
     model.sseg_model_id = model_id
     return model, preprocess, open_clip.get_tokenizer(model_name)
+
+
+# --- image tower without open_clip ---------------------------------------------------
+
+_VISUAL = "visual."
+_RANDOM_CACHE_FORMAT = "sseg-clip-visual-v1"
+
+
+def _vision_config(model_name: str, quick_gelu: bool = False) -> VisionConfig | None:
+    """The tower config of open_clip's ``ViT-B-32`` / ``ViT-B-32-quickgelu`` (else None)."""
+    from .clip_vision import VIT_B_32
+
+    base, _, tail = model_name.partition("-quickgelu")
+    if base != "ViT-B-32" or tail:
+        return None
+    return replace(VIT_B_32, quick_gelu=quick_gelu or model_name.endswith("-quickgelu"))
+
+
+def _open_clip_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("open_clip_torch")
+    except PackageNotFoundError:
+        return "none"
+
+
+def random_visual_cache_path(model_name: str, seed: int) -> Path:
+    """Where the ``visual.*`` tensors of ``load_clip(None, model_name, seed=seed)`` are
+    cached: :func:`sseg.demo.cache_dir`, keyed by model, seed and open_clip version."""
+    from .demo import cache_dir
+
+    name = f"clip-visual-{model_name}-seed{seed}-open_clip{_open_clip_version()}.safetensors"
+    return cache_dir() / name
+
+
+def cache_random_visual(model: torch.nn.Module, model_name: str, seed: int) -> Path:
+    """Store the image tower of ``model`` (= ``load_clip(None, model_name, seed=seed)``)
+    in the random-init cache (atomic write); returns the cache path."""
+    from safetensors.torch import save_file
+
+    from .atomic import atomic_path
+
+    path = random_visual_cache_path(model_name, seed)
+    state = {
+        k: v.detach().to("cpu", torch.float32).contiguous()
+        for k, v in model.state_dict().items()
+        if k.startswith(_VISUAL)
+    }
+    metadata = {
+        "format": _RANDOM_CACHE_FORMAT,
+        "model": model_name,
+        "seed": str(seed),
+        "open_clip": _open_clip_version(),
+    }
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    return path
+
+
+def try_cache_random_visual(model: torch.nn.Module, model_name: str, seed: int) -> None:
+    """:func:`cache_random_visual` unless the file is there; a cache folder that cannot be
+    written only costs the next run open_clip's init again (warning)."""
+    path = random_visual_cache_path(model_name, seed)
+    if path.is_file() and _read_random_visual(path, model_name, seed) is not None:
+        return
+    try:
+        cache_random_visual(model, model_name, seed)
+    except OSError as exc:
+        warnings.warn(f"{path}: cannot cache the CLIP image tower ({exc})", stacklevel=3)
+
+
+def _read_random_visual(path: Path, model_name: str, seed: int) -> dict[str, torch.Tensor] | None:
+    """The cached tensors, or None when the file is missing, unreadable or not the one
+    for (model, seed) (then it is recomputed)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            if (meta.get("format"), meta.get("model"), meta.get("seed")) != (
+                _RANDOM_CACHE_FORMAT,
+                model_name,
+                str(seed),
+            ):
+                return None
+            state = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        warnings.warn(f"{path}: unreadable CLIP cache, recomputing ({exc})", stacklevel=3)
+        return None
+    from .clip_vision import expected_shapes
+
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    return state if shapes == expected_shapes(_vision_config(model_name)) else None
+
+
+def _random_visual_state(model_name: str, seed: int) -> dict[str, torch.Tensor]:
+    """``visual.*`` tensors of ``load_clip(None, model_name, seed=seed)``, from the cache
+    (open_clip is imported only to fill it)."""
+    path = random_visual_cache_path(model_name, seed)
+    state = _read_random_visual(path, model_name, seed)
+    if state is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotSemanticWarning)
+            model, _, _ = load_clip(None, model_name, "cpu", seed=seed)
+        try_cache_random_visual(model, model_name, seed)
+        state = {k: v for k, v in model.state_dict().items() if k.startswith(_VISUAL)}
+    return state
+
+
+def load_image_tower(
+    pretrained: str | Path | None,
+    model_name: str = "ViT-B-32",
+    device: str | torch.device = "cpu",
+    seed: int = RANDOM_SEED,
+) -> tuple[CLIPImageTower, ClipPreprocess]:
+    """The image side of :func:`load_clip` without open_clip: ``(tower, preprocess)``.
+
+    Same arguments, weights, ``sseg_model_id`` and errors as :func:`load_clip`; the tower
+    is a frozen eval-mode :class:`~sseg.clip_vision.CLIPImageTower` whose
+    ``encode_image`` equals open_clip's, and ``preprocess`` equals open_clip's image
+    transform. A local file is read without any random init (only its ``visual.*``
+    tensors, verified); ``None`` (seeded random init) reads the cache
+    :func:`random_visual_cache_path`, filled with open_clip on first use; an open_clip
+    tag goes through :func:`load_clip`.
+    """
+    from .clip_vision import CLIPImageTower, ClipPreprocess, expected_shapes
+
+    if _vision_config(model_name) is None:
+        raise ValueError(f"no open_clip-free image tower for {model_name!r} (use load_clip)")
+    quick_gelu = False
+    if pretrained is None:
+        warnings.warn(
+            f"{model_name} has random weights (pretrained=None): features are not semantic; "
+            "pass a checkpoint path for real use",
+            NotSemanticWarning,
+            stacklevel=2,
+        )
+        state = _random_visual_state(model_name, seed)
+        model_id = f"{model_name}:random-seed{seed}"
+    elif _is_path(pretrained):
+        path = Path(pretrained)
+        if not path.is_file():
+            raise InputError("CLIP checkpoint file not found", path)
+        state, quick_gelu = _read_state_dict(path, prefix=_VISUAL)
+        _check_state(expected_shapes(_vision_config(model_name, quick_gelu)), set(), state, path)
+        model_id = _file_model_id(model_name, path)
+    else:  # an open_clip tag: open_clip downloads the weights
+        model, _, _ = load_clip(pretrained, model_name, "cpu", seed)
+        state = {k: v for k, v in model.state_dict().items() if k.startswith(_VISUAL)}
+        model_id = model.sseg_model_id
+        quick_gelu = type(model.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
+    cfg = _vision_config(model_name, quick_gelu)
+    tower = CLIPImageTower.from_state_dict(state, cfg, model_id, device)
+    return tower, ClipPreprocess(cfg.image_size)

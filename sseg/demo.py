@@ -56,10 +56,22 @@ def demo_video_path() -> Path:
 
 
 def demo_backbone(device: str = "cpu"):
-    """The demo's random-init CLIP ViT-B/32: (model, preprocess, tokenizer), same everywhere."""
+    """The demo's random-init CLIP ViT-B/32: (model, preprocess, tokenizer), same everywhere.
+
+    The full open_clip model (its text tower makes the genre bank); ``sseg segment`` loads
+    only its image tower, from the cache :func:`sseg.clip_backbone.random_visual_cache_path`.
+    """
     from .keyframe_features import load_backbone
 
     return load_backbone(None, seed=DEMO_SEED, device=device)
+
+
+def _cache_image_tower(backbone) -> None:
+    """Fill the random-init image-tower cache ``sseg segment`` loads (no open_clip there)."""
+    from .clip_backbone import try_cache_random_visual
+    from .keyframe_features import MODEL_NAME
+
+    try_cache_random_visual(backbone, MODEL_NAME, DEMO_SEED)
 
 
 @torch.no_grad()
@@ -164,6 +176,7 @@ def build_demo_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(DEMO_SEED)
         backbone, preprocess, tokenizer = demo_backbone("cpu")
+        _cache_image_tower(backbone)
         genres = genre_bank(backbone, tokenizer)
         feats = _corpus_features(backbone, preprocess, rng)  # (LOOKS, VARIANTS, D)
         del backbone

@@ -41,8 +41,9 @@ def preprocess_frames(
 ) -> torch.Tensor:
     """RGB uint8 frames (H, W, 3) -> CLIP input (n, 3, S, S) float32.
 
-    With ``preprocess`` (open_clip's transform from :func:`sseg.clip_backbone.load_clip`)
-    each frame goes through it exactly; without, a pure-torch equivalent: bicubic resize of
+    With ``preprocess`` (open_clip's transform from :func:`sseg.clip_backbone.load_clip`, or
+    its torchvision-free equal :class:`sseg.clip_vision.ClipPreprocess`) each frame goes
+    through it exactly; without, a pure-torch equivalent: bicubic resize of
     the short side to ``image_size``, centre crop, CLIP mean/std normalisation.
     """
     for i, frame in enumerate(frames):

@@ -1,8 +1,10 @@
 """Keyframe images -> frozen CLIP image features, on CPU or GPU, in batches.
 
-The backbone comes from :func:`sseg.clip_backbone.load_clip`; ``clip_weights=None``
-gives a randomly initialised ViT-B/32, deterministic for a given ``seed`` (the
-demo model's backbone).
+The backbone comes from :func:`sseg.clip_backbone.load_image_tower` (image side only,
+no open_clip: what ``sseg segment`` uses) or :func:`sseg.clip_backbone.load_clip` (the
+full model, for callers that need the text tower too); ``clip_weights=None`` gives a
+randomly initialised ViT-B/32, deterministic for a given ``seed`` (the demo model's
+backbone), with the same weights either way.
 """
 
 from __future__ import annotations
@@ -46,10 +48,30 @@ def load_backbone(
 ):
     """Frozen CLIP ViT-B/32 from :func:`~sseg.clip_backbone.load_clip`: (model, preprocess, tok).
 
-    ``clip_weights``: a local checkpoint file; None = random init with ``seed``
-    (load_clip's default seed when None).
+    The full open_clip model (image and text towers); for images only, use the cheaper
+    :func:`load_image_backbone`. ``clip_weights``: a local checkpoint file; None = random
+    init with ``seed`` (load_clip's default seed when None).
     """
-    from .clip_backbone import NotSemanticWarning, load_clip
+    from .clip_backbone import load_clip
+
+    return _quietly(load_clip, clip_weights, seed, device)
+
+
+def load_image_backbone(
+    clip_weights: str | Path | None = None, seed: int | None = None, device: str = "cpu"
+):
+    """The image side of :func:`load_backbone` without open_clip: (tower, preprocess).
+
+    Same weights and ``sseg_model_id``; see :func:`sseg.clip_backbone.load_image_tower`.
+    """
+    from .clip_backbone import load_image_tower
+
+    return _quietly(load_image_tower, clip_weights, seed, device)
+
+
+def _quietly(loader, clip_weights: str | Path | None, seed: int | None, device: str):
+    """``loader(weights, MODEL_NAME, device[, seed])`` without random-init warnings/logs."""
+    from .clip_backbone import NotSemanticWarning
 
     if clip_weights is not None and not Path(clip_weights).is_file():
         raise InputError("CLIP weights file not found", clip_weights)
@@ -61,7 +83,7 @@ def load_backbone(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotSemanticWarning)
             pretrained = None if clip_weights is None else str(clip_weights)
-            return load_clip(pretrained, MODEL_NAME, device, **kwargs)
+            return loader(pretrained, MODEL_NAME, device, **kwargs)
     finally:
         root.setLevel(level)
 

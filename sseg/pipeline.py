@@ -145,18 +145,18 @@ _BACKBONES: dict[tuple, tuple] = {}
 
 
 def _backbone(clip_weights: str | None, seed: int | None, device: str, precision: str = "fp32"):
-    """Load (and cache per process) the frozen CLIP backbone: ``(model, preprocess)``.
+    """Load (and cache per process) the frozen CLIP image tower: ``(tower, preprocess)``.
 
     On a CPU with ``precision`` bf16 the cached model holds bf16 weights (oneDNN's bf16
     matmuls; the fp32 copy is not kept). Its image-tower fingerprint is taken before.
     """
-    from .keyframe_features import load_backbone
+    from .keyframe_features import load_image_backbone
 
     dtype = torch_dtype(precision) if not device.startswith("cuda") else None
     path = None if clip_weights is None else str(Path(clip_weights).resolve())
     key = (path, seed, device, dtype)
     if key not in _BACKBONES:
-        model, preprocess = load_backbone(clip_weights, seed=seed, device=device)[:2]
+        model, preprocess = load_image_backbone(clip_weights, seed=seed, device=device)[:2]
         fingerprint = _image_tower_fingerprint(model)
         if dtype is not None:
             model = model.to(dtype)

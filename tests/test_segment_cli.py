@@ -209,6 +209,29 @@ def test_model_without_backbone_needs_clip_weights(cache, clip, tmp_path, capsys
     assert "ViT-B-32.pt" in capsys.readouterr().err
 
 
+def test_segment_on_cpu_imports_neither_open_clip_torchvision_nor_triton(cache, clip, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    demo.ensure_demo_model()  # built here (with open_clip), with its image-tower cache
+    out = tmp_path / "out"
+    code = (
+        "import json, sys; from sseg.cli import main; "
+        f"rc = main(['segment', {str(clip.path)!r}, '-o', {str(out)!r}, '--detector', "
+        "'content', '--min-shot-len', '3', '--device', 'cpu', '-q']); "
+        "print(json.dumps([rc, [m for m in ('open_clip', 'torchvision', 'timm', 'triton') "
+        "if m in sys.modules]]))"
+    )
+    env = {**os.environ, "SSEG_CACHE_DIR": str(cache)}
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == [0, []]
+    assert json.loads((out / "two_scenes.scenes.json").read_text())["num_shots"] == 4
+
+
 def test_unreadable_frames_mid_file_are_skipped_and_reported(cache, tmp_path, capsys):
     video = write_damaged_video(tmp_path / "damaged.mp4")
     out = tmp_path / "out"
