@@ -38,6 +38,15 @@ class NotSemanticWarning(UserWarning):
     """The backbone has random weights: features carry no visual meaning."""
 
 
+def _warn_random_weights(model_name: str) -> None:
+    warnings.warn(
+        f"{model_name} has random weights (pretrained=None): features are not semantic; "
+        "pass a checkpoint path for real use",
+        NotSemanticWarning,
+        stacklevel=3,
+    )
+
+
 def _create(open_clip, model_name: str, pretrained: str | None, quick_gelu: bool = False):
     logger = logging.getLogger()
     level = logger.level
@@ -191,12 +200,7 @@ def load_clip(
     open_clip = import_open_clip()
     device = str(device)
     if pretrained is None:
-        warnings.warn(
-            f"{model_name} has random weights (pretrained=None): features are not semantic; "
-            "pass a checkpoint path for real use",
-            NotSemanticWarning,
-            stacklevel=2,
-        )
+        _warn_random_weights(model_name)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model, preprocess = _create(open_clip, model_name, None)
@@ -357,12 +361,7 @@ def load_image_tower(
         raise ValueError(f"no open_clip-free image tower for {model_name!r} (use load_clip)")
     quick_gelu = False
     if pretrained is None:
-        warnings.warn(
-            f"{model_name} has random weights (pretrained=None): features are not semantic; "
-            "pass a checkpoint path for real use",
-            NotSemanticWarning,
-            stacklevel=2,
-        )
+        _warn_random_weights(model_name)
         state = _random_visual_state(model_name, seed)
         model_id = f"{model_name}:random-seed{seed}"
     elif _is_path(pretrained):

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .prefetch import prefetched
 from .shots import Shot
 from .video import Video, open_video
 
 SHORT_SIDE = 224  # keyframes are scaled so their short side is this (CLIP's input size)
+PREFETCH_KEYFRAMES = 64  # keyframes decoded ahead while CLIP encodes earlier ones
 
 
 def keyframe_indices(shots: list[Shot], k: int = 3) -> np.ndarray:
@@ -54,9 +56,10 @@ def iter_keyframes(
             slots.setdefault(int(index[i, j]), []).append((i, j))
     width, height = scaled_size(video.info.width, video.info.height, short_side)
     first, last = int(index.min()), int(index.max()) + 1
-    for frame in video.frames(
+    decoded = video.frames(
         size=(width, height), start_frame=first, end_frame=last, wanted=set(slots)
-    ):
+    )
+    for frame in prefetched(decoded, PREFETCH_KEYFRAMES):  # decoding overlaps encoding
         yield slots[frame.index], frame.rgb
 
 

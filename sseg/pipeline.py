@@ -141,6 +141,9 @@ def _progress(total: int, desc: str, quiet: bool):
     return tqdm(total=total, desc=desc, unit="shot", file=sys.stderr, disable=quiet, leave=False)
 
 
+# CLIP keyframes per batch by default: large on a GPU; small on a CPU, where the first
+# batch then starts while the decoder thread is still reading the video (bench_inference).
+GPU_BATCH, CPU_BATCH = 64, 16
 _BACKBONES: dict[tuple, tuple] = {}
 
 
@@ -225,7 +228,7 @@ def segment(
     model: str | Path | None = None,
     clip_weights: str | Path | None = None,
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     precision: str = "auto",
     quiet: bool = True,
     loaded_model: tuple[Any, str] | None = None,
@@ -255,11 +258,13 @@ def segment(
 
     if not 0.0 <= threshold <= 1.0:
         raise InputError(f"--threshold must be within [0, 1], got {threshold}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size must be positive, got {batch_size}")
     if split and tau is not None and tau <= 0:
         raise InputError(f"--tau must be positive seconds, got {tau}")
     device = resolve_device(device)
+    if batch_size is None:
+        batch_size = GPU_BATCH if device.startswith("cuda") else CPU_BATCH
     precision, note = resolve_precision(precision, device)
     if note:
         print(f"sseg: {note}", file=sys.stderr)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .prefetch import prefetched
 from .shots import Shot
 from .video import Video
 
@@ -37,6 +38,7 @@ CONTENT_WIDTH = 128  # content detector works on frames scaled to this width
 TRANSNET_SIZE = (48, 27)  # TransNetV2's input frames (width, height)
 FADE_THRESHOLD = 12.0  # mean RGB level (0-255) below which a frame counts as black
 FADE_STEP = 0.25  # brightness change per frame that still counts as part of a fade ramp
+PREFETCH_FRAMES = 256  # small frames decoded ahead while the detector scores earlier ones
 
 
 @dataclass
@@ -337,14 +339,15 @@ def detect_shots(
     last_end = [None]
 
     def frames() -> Iterable[np.ndarray]:
-        for frame in video.frames(
+        decoded = video.frames(
             size=size,
             start_frame=start_frame,
             end_frame=end_frame,
             start_time=start_time,
             end_time=end_time,
             draft=True,
-        ):
+        )
+        for frame in prefetched(decoded, PREFETCH_FRAMES):  # decoding overlaps scoring
             indices.append(frame.index)
             times.append(frame.time)
             levels.append(float(frame.rgb.mean()))

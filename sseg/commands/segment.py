@@ -189,7 +189,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group = parser.add_argument_group("runtime")
     run_group.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     run_group.add_argument(
-        "--batch-size", type=int, default=64, metavar="N", help="CLIP batch size (default: 64)"
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CLIP batch size (default: 64 on a GPU, 16 on a CPU)",
     )
     run_group.add_argument(
         "--precision",
