@@ -142,7 +142,8 @@ def _write_report() -> None:
         "",
         "## Whole pipeline on bikes.mp4 (10.0 s of video, 640x272, 25 fps)",
         "",
-        "Demo model (random-init CLIP ViT-B/32 fp32 + small context model); models already "
+        f"Demo model (random-init CLIP ViT-B/32 + small context model), precision auto "
+        f"({_auto_precision()} here); models already "
         "loaded. Real-time factor = video seconds / wall seconds (> 1 is faster than real "
         "time). Stage times (s) from the fastest of 3 runs; wall time is the median.",
         "",
