@@ -231,8 +231,14 @@ def load_clip(
 
 # --- image tower without open_clip ---------------------------------------------------
 
-_VISUAL = "visual."
 _RANDOM_CACHE_FORMAT = "sseg-clip-visual-v1"
+
+
+def _visual_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The image tower's tensors (``visual.*``) of a full open_clip model."""
+    from .clip_vision import PREFIX
+
+    return {k: v for k, v in model.state_dict().items() if k.startswith(PREFIX)}
 
 
 def _vision_config(model_name: str, quick_gelu: bool = False) -> VisionConfig | None:
@@ -272,9 +278,7 @@ def cache_random_visual(model: torch.nn.Module, model_name: str, seed: int) -> P
 
     path = random_visual_cache_path(model_name, seed)
     state = {
-        k: v.detach().to("cpu", torch.float32).contiguous()
-        for k, v in model.state_dict().items()
-        if k.startswith(_VISUAL)
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in _visual_state(model).items()
     }
     metadata = {
         "format": _RANDOM_CACHE_FORMAT,
@@ -335,7 +339,7 @@ def _random_visual_state(model_name: str, seed: int) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore", NotSemanticWarning)
             model, _, _ = load_clip(None, model_name, "cpu", seed=seed)
         try_cache_random_visual(model, model_name, seed)
-        state = {k: v for k, v in model.state_dict().items() if k.startswith(_VISUAL)}
+        state = _visual_state(model)
     return state
 
 
@@ -355,7 +359,7 @@ def load_image_tower(
     :func:`random_visual_cache_path`, filled with open_clip on first use; an open_clip
     tag goes through :func:`load_clip`.
     """
-    from .clip_vision import CLIPImageTower, ClipPreprocess, expected_shapes
+    from .clip_vision import PREFIX, CLIPImageTower, ClipPreprocess, expected_shapes
 
     if _vision_config(model_name) is None:
         raise ValueError(f"no open_clip-free image tower for {model_name!r} (use load_clip)")
@@ -368,12 +372,12 @@ def load_image_tower(
         path = Path(pretrained)
         if not path.is_file():
             raise InputError("CLIP checkpoint file not found", path)
-        state, quick_gelu = _read_state_dict(path, prefix=_VISUAL)
+        state, quick_gelu = _read_state_dict(path, prefix=PREFIX)
         _check_state(expected_shapes(_vision_config(model_name, quick_gelu)), set(), state, path)
         model_id = _file_model_id(model_name, path)
     else:  # an open_clip tag: open_clip downloads the weights
         model, _, _ = load_clip(pretrained, model_name, "cpu", seed)
-        state = {k: v for k, v in model.state_dict().items() if k.startswith(_VISUAL)}
+        state = _visual_state(model)
         model_id = model.sseg_model_id
         quick_gelu = type(model.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
     cfg = _vision_config(model_name, quick_gelu)

@@ -20,13 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .clip_vision import CLIP_MEAN, CLIP_STD
 from .errors import InputError
 from .kernels import AGResidual, feature_dtype
 
 INJECTION_POINTS = ("projected",)
 IMAGE_SIZE = 224
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _check_frame(frame: np.ndarray, index: int) -> None:

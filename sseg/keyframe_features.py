@@ -117,7 +117,7 @@ def encode_keyframes(
     ) as bar:
         for start in range(0, len(flat), max(1, batch_size)):
             chunk = list(flat[start : start + batch_size])
-            batch = _model_input(model, preprocess_frames(chunk, preprocess), device)
+            batch = preprocess_frames(chunk, preprocess).to(device)
             with torch.autocast("cuda", dtype=dtype, enabled=use_autocast):
                 feats = model.encode_image(batch)
             out.append(feats.float().cpu())
@@ -164,7 +164,7 @@ def encode_video_keyframes(
 
     def flush() -> None:
         nonlocal feats
-        x = _model_input(model, preprocess_frames(batch, preprocess), device)
+        x = preprocess_frames(batch, preprocess).to(device)
         with torch.autocast("cuda", dtype=dtype, enabled=use_autocast):
             out = model.encode_image(x).float().cpu()
         if feats is None:
@@ -205,16 +205,6 @@ def encode_video_keyframes(
             nearest = have[np.argmin(np.abs(order - (i * k + j)))]
             feats[i, j] = feats[nearest[0], nearest[1]]
     return feats, thumbs
-
-
-def _model_input(model, images: torch.Tensor, device: str) -> torch.Tensor:
-    """CLIP inputs on ``device``; in the model's own dtype where it is not fp32 (a CPU
-    backbone cast to bf16 by :func:`sseg.pipeline.segment`; GPUs use autocast instead)."""
-    images = images.to(device)
-    params = getattr(model, "parameters", None)
-    first = next(params(), None) if callable(params) else None
-    dtype = torch.float32 if first is None else first.dtype
-    return images if dtype == torch.float32 or images.is_cuda else images.to(dtype)
 
 
 def _thumbnail(rgb: np.ndarray, height: int) -> np.ndarray:

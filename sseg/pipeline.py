@@ -148,34 +148,24 @@ _BACKBONES: dict[tuple, tuple] = {}
 
 
 def _backbone(clip_weights: str | None, seed: int | None, device: str, precision: str = "fp32"):
-    """Load (and cache per process) the frozen CLIP image tower: ``(tower, preprocess)``.
+    """Load (and cache per process) the frozen CLIP image tower:
+    ``(tower, preprocess, fingerprint)``.
 
-    On a CPU with ``precision`` bf16 the cached model holds bf16 weights (oneDNN's bf16
-    matmuls; the fp32 copy is not kept). Its image-tower fingerprint is taken before.
+    On a CPU with ``precision`` bf16 the cached tower holds bf16 weights (oneDNN's bf16
+    matmuls; the fp32 copy is not kept; the tower casts its input to them). The image-tower
+    fingerprint is taken from the fp32 weights, before the cast.
     """
     from .keyframe_features import load_image_backbone
+    from .precision import PRECISIONS
 
-    dtype = torch_dtype(precision) if not device.startswith("cuda") else None
+    dtype = PRECISIONS["fp32" if device.startswith("cuda") else precision]
     path = None if clip_weights is None else str(Path(clip_weights).resolve())
     key = (path, seed, device, dtype)
     if key not in _BACKBONES:
-        model, preprocess = load_image_backbone(clip_weights, seed=seed, device=device)[:2]
-        fingerprint = _image_tower_fingerprint(model)
-        if dtype is not None:
-            model = model.to(dtype)
-        _BACKBONES[key] = (model, preprocess)
-        _FINGERPRINTS[id(model)] = fingerprint
+        tower, preprocess = load_image_backbone(clip_weights, seed=seed, device=device)
+        fingerprint = _image_tower_fingerprint(tower)
+        _BACKBONES[key] = (tower.to(dtype), preprocess, fingerprint)
     return _BACKBONES[key]
-
-
-_FINGERPRINTS: dict[int, str] = {}
-
-
-def torch_dtype(precision: str):
-    """The torch dtype of a resolved precision name."""
-    from .precision import PRECISIONS
-
-    return PRECISIONS[precision]
 
 
 def _random_init_seed(backbone_id: object) -> int | None:
@@ -184,12 +174,12 @@ def _random_init_seed(backbone_id: object) -> int | None:
     return None if match is None else int(match.group(1))
 
 
-def _check_backbone_weights(meta: dict, backbone, model_name: str) -> None:
+def _check_backbone_weights(meta: dict, fingerprint: str, model_name: str) -> None:
     """InputError when the model was trained on features of other CLIP weights."""
     expected = meta.get("backbone_weights")
     if not expected:
         return  # models that record no fingerprint (demo, older checkpoints)
-    if _FINGERPRINTS[id(backbone)] != expected:
+    if fingerprint != expected:
         raise InputError(
             f"the model was trained on features of CLIP weights {meta.get('backbone')!r}; "
             "the CLIP weights given (--clip-weights) are different",
@@ -287,10 +277,10 @@ def segment(
                 "--clip-weights PATH (or 'random' for a random-init backbone)",
                 model_name,
             )
-    backbone, preprocess = _backbone(
+    backbone, preprocess, fingerprint = _backbone(
         None if clip_weights is None else str(clip_weights), seed, device, precision
     )
-    _check_backbone_weights(meta, backbone, model_name)
+    _check_backbone_weights(meta, fingerprint, model_name)
     timings["load_models"] = time.perf_counter() - tick
     tick = time.perf_counter()
     detection = _detect(
