@@ -23,11 +23,13 @@ from torch import nn
 
 from .precision import PRECISIONS
 
+LAYOUT = torch.channels_last_3d  # oneDNN's native 3-D layout: no reorder around each conv
+
 
 class _DilatedCell(nn.Module):
     """One DilatedDCNNV2 cell: four (2+1)-D branches with the batch norm folded in, ReLU."""
 
-    def __init__(self, cell: nn.Module, dtype: torch.dtype, memory_format: torch.memory_format):
+    def __init__(self, cell: nn.Module, dtype: torch.dtype):
         super().__init__()
         branches = [cell.Conv3D_1, cell.Conv3D_2, cell.Conv3D_4, cell.Conv3D_8]
         bn = cell.bn
@@ -40,8 +42,8 @@ class _DilatedCell(nn.Module):
             part = slice(i * filters, (i + 1) * filters)
             weight = temporal.weight * scale[part].view(-1, 1, 1, 1, 1)
             bias = shift[part] + (0 if temporal.bias is None else temporal.bias * scale[part])
-            self.register_buffer(f"spatial{i}", _as(spatial.weight, dtype, memory_format))
-            self.register_buffer(f"temporal{i}", _as(weight, dtype, memory_format))
+            self.register_buffer(f"spatial{i}", _as(spatial.weight, dtype))
+            self.register_buffer(f"temporal{i}", _as(weight, dtype))
             self.register_buffer(f"bias{i}", bias.to(dtype))
             self.dilations.append(int(temporal.dilation[0]))
         self.relu = cell.activation is not None
@@ -61,8 +63,8 @@ class _DilatedCell(nn.Module):
         return F.relu(x) if self.relu else x
 
 
-def _as(weight: torch.Tensor, dtype: torch.dtype, memory_format: torch.memory_format):
-    return weight.detach().to(dtype).contiguous(memory_format=memory_format)
+def _as(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return weight.detach().to(dtype).contiguous(memory_format=LAYOUT)
 
 
 def _avg_pool_hw(x: torch.Tensor) -> torch.Tensor:
@@ -84,9 +86,8 @@ class TransNetV2Engine(nn.Module):
     def __init__(self, reference: nn.Module, precision: str = "fp32"):
         super().__init__()
         self.dtype = PRECISIONS[precision]
-        layout = torch.channels_last_3d
         self.stacks = nn.ModuleList(
-            nn.ModuleList(_DilatedCell(cell, self.dtype, layout) for cell in stack.DDCNN)
+            nn.ModuleList(_DilatedCell(cell, self.dtype) for cell in stack.DDCNN)
             for stack in reference.SDDCNN
         )
         self.frame_similarity = reference.frame_sim_layer
@@ -94,13 +95,12 @@ class TransNetV2Engine(nn.Module):
         self.fc1 = reference.fc1
         self.single_frame = reference.cls_layer1
         self.many_hot = reference.cls_layer2
-        self.layout = layout
         self.eval()
 
     @torch.inference_mode()
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = frames.permute(0, 4, 1, 2, 3).to(self.dtype).mul_(1.0 / 255.0)
-        x = x.contiguous(memory_format=self.layout)
+        x = x.contiguous(memory_format=LAYOUT)
         pooled = []
         for cells in self.stacks:
             x = cells[0](x)
@@ -134,5 +134,5 @@ def _lookup(similarities: torch.Tensor, window: int) -> torch.Tensor:
     (zero outside the clip), as the reference's padded gather."""
     half = (window - 1) // 2
     padded = F.pad(similarities, [half, half])
-    t = similarities.shape[1]
-    return padded.unfold(2, window, 1)[:, torch.arange(t), torch.arange(t)]
+    diagonal = torch.arange(similarities.shape[1], device=similarities.device)
+    return padded.unfold(2, window, 1)[:, diagonal, diagonal]
