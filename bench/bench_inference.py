@@ -305,7 +305,9 @@ def _write_comparison(rows: list[dict], info) -> None:
         "`pytest bench/bench_inference.py -k pyscenedetect --benchmark-enable -s`.",
         "",
         "Each row is a fresh process. wall = process start to result (imports, model loading, "
-        "decoding, everything); startup = imports + model loading before the first frame; "
+        "decoding, everything); startup = process start until work on the video begins "
+        "(imports; `sseg segment` then loads its models in a thread while the video "
+        "decodes: load_models in the stage times); "
         "real-time factor = video seconds / wall seconds; vs PySD = wall / PySceneDetect's "
         "wall; peak RSS = the process's VmHWM.",
         "",

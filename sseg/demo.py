@@ -18,13 +18,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from .context import ContextConfig
 from .errors import InputError
-from .model import SceneModel
+
+if TYPE_CHECKING:  # torch loads only where a model is built: paths stay cheap to ask for
+    import torch
+
+    from .model import SceneModel
 
 DEMO_SEED = 20240601
 DEMO_VERSION = 1
@@ -74,12 +77,15 @@ def _cache_image_tower(backbone) -> None:
     try_cache_random_visual(backbone, MODEL_NAME, DEMO_SEED)
 
 
-@torch.no_grad()
 def genre_bank(model, tokenizer) -> torch.Tensor:
     """(21, D) genre text embeddings from ``model``'s text tower."""
+    import torch
+
     from .genres import genre_embeddings
 
-    return torch.as_tensor(genre_embeddings(model, tokenizer, use_cache=False)).float().cpu()
+    with torch.no_grad():
+        embeddings = genre_embeddings(model, tokenizer, use_cache=False)
+    return torch.as_tensor(embeddings).float().cpu()
 
 
 def _corpus_features(model, preprocess, rng: np.random.Generator) -> torch.Tensor:
@@ -125,7 +131,11 @@ def train_context(
     feats: torch.Tensor, genres: torch.Tensor, rng: np.random.Generator, steps: int, quiet: bool
 ) -> tuple[SceneModel, float]:
     """Train a small SceneModel on synthetic videos made of corpus features (L, V, D)."""
+    import torch
     from tqdm import tqdm
+
+    from .context import ContextConfig
+    from .model import SceneModel
 
     scale = float(feats.reshape(-1, feats.shape[-1]).std(0).mean())
     cfg = ContextConfig(input_dim=feats.shape[-1], **DEMO_CONTEXT)
@@ -170,6 +180,8 @@ def build_demo_model(
     path: str | Path | None = None, steps: int = STEPS, quiet: bool = True
 ) -> Path:
     """Deterministically build and atomically save the demo model; returns its path."""
+    import torch
+
     path = Path(path) if path is not None else demo_model_path()
     began = time.perf_counter()
     rng = np.random.default_rng(DEMO_SEED)

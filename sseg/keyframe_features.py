@@ -9,6 +9,7 @@ backbone), with the same weights either way.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import warnings
@@ -22,6 +23,8 @@ from .precision import PRECISIONS, resolve_precision
 
 __all__ = [
     "PRECISIONS",
+    "KeyframeEncoding",
+    "encode_collected_keyframes",
     "encode_keyframes",
     "encode_video_keyframes",
     "load_backbone",
@@ -126,6 +129,121 @@ def encode_keyframes(
     return features.reshape(n, k, -1)
 
 
+class KeyframeEncoding:
+    """CLIP features of keyframe pictures handed over in any order, encoded in batches.
+
+    Features are kept per frame index (a frame shared by two keyframe slots is encoded
+    once); :meth:`assemble` lays them out per shot. Memory: one batch of pictures, one
+    feature vector per keyframe and a small thumbnail per middle keyframe. With
+    ``background`` the batches are encoded in a worker thread (torch releases the GIL),
+    so a caller that feeds pictures while it runs another model keeps both cores busy;
+    :meth:`close` (or :meth:`assemble`) waits for it.
+    """
+
+    def __init__(
+        self,
+        model,
+        preprocess,
+        device: str = "cpu",
+        batch_size: int = 64,
+        precision: str = "fp32",
+        thumbnail_height: int | None = 96,
+        background: bool = False,
+    ):
+        self.model, self.preprocess, self.device = model, preprocess, device
+        self.batch_size = max(1, batch_size)
+        self.dtype = PRECISIONS[precision]
+        self.thumbnail_height = thumbnail_height
+        self.features: dict[int, torch.Tensor] = {}
+        self.thumbnails: dict[int, np.ndarray] = {}
+        self._batch: dict[int, np.ndarray] = {}
+        self.on_encoded = None  # called with the number of pictures each batch encoded
+        self._worker = None
+        if background:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="sseg-encode")
+        self._running: list = []
+        self._sent: set[int] = set()  # indices handed to the worker (features may be pending)
+
+    def add(self, index: int, rgb: np.ndarray, thumbnail: bool = False) -> None:
+        """Queue frame ``index``'s picture; ``thumbnail``: also keep a small copy for reports."""
+        if thumbnail and self.thumbnail_height and index not in self.thumbnails:
+            self.thumbnails[index] = _thumbnail(rgb, self.thumbnail_height)
+        if index in self._sent:
+            return
+        self._sent.add(index)
+        self._batch[index] = rgb
+        if len(self._batch) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Encode the queued pictures (in the worker thread with ``background``)."""
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, {}
+        if self._worker is None:
+            self._encode(batch)
+        else:
+            self._running = [job for job in self._running if not job.done()]
+            self._running.append(self._worker.submit(self._encode, batch))
+
+    def close(self) -> None:
+        """Wait for the worker's batches (their errors are raised here) and stop it."""
+        try:
+            for job in self._running:
+                job.result()
+        finally:
+            self._running = []
+            if self._worker is not None:
+                self._worker.shutdown(wait=True)
+                self._worker = None
+
+    @torch.no_grad()
+    def _encode(self, batch: dict[int, np.ndarray]) -> None:
+        from .encoder import preprocess_frames
+
+        x = preprocess_frames(list(batch.values()), self.preprocess).to(self.device)
+        use_autocast = self.device.startswith("cuda") and self.dtype != torch.float32
+        with torch.autocast("cuda", dtype=self.dtype, enabled=use_autocast):
+            out = self.model.encode_image(x).float().cpu()
+        self.features.update(zip(batch, out, strict=True))
+        if self.on_encoded is not None:
+            self.on_encoded(len(batch))
+
+    def assemble(self, index: np.ndarray, path=None) -> tuple[torch.Tensor, np.ndarray | None]:
+        """(N, k) keyframe frame indices -> features (N, k, D) float32 and the middle
+        keyframes' thumbnails (N, 1, h, w, 3) (None without thumbnails). A keyframe never
+        encoded (its frame could not be decoded) gets the nearest encoded one's features,
+        in shot-then-slot order; InputError naming ``path`` if none was encoded."""
+        self.flush()
+        self.close()
+        n, k = index.shape
+        done = np.array([[int(i) in self.features for i in row] for row in index], dtype=bool)
+        if not done.any():
+            raise InputError("none of the keyframes could be decoded", path)
+        have = np.argwhere(done)
+        order = have[:, 0] * k + have[:, 1]
+        rows = []
+        for i in range(n):
+            for j in range(k):
+                if not done[i, j]:  # unreadable frame: the nearest encoded keyframe in time
+                    near = have[np.argmin(np.abs(order - (i * k + j)))]
+                    rows.append(self.features[int(index[near[0], near[1]])])
+                else:
+                    rows.append(self.features[int(index[i, j])])
+        feats = torch.stack(rows).reshape(n, k, -1)
+        middle = [self.thumbnails.get(int(i)) for i in index[:, k // 2]]
+        shape = next((t.shape for t in middle if t is not None), None)
+        if shape is None:
+            return feats, None
+        thumbs = np.zeros((n, 1, *shape), dtype=np.uint8)
+        for i, thumb in enumerate(middle):
+            if thumb is not None and thumb.shape == shape:
+                thumbs[i, 0] = thumb
+        return feats, thumbs
+
+
 @torch.no_grad()
 def encode_video_keyframes(
     model,
@@ -139,72 +257,75 @@ def encode_video_keyframes(
     thumbnail_height: int | None = 96,
     quiet: bool = True,
 ) -> tuple[torch.Tensor, np.ndarray | None]:
-    """Decode and encode the keyframes of ``shots`` in one streaming pass.
+    """Decode and encode the keyframes of ``shots`` in their own streaming pass.
 
     Memory stays O(batch_size) images however long the video is. Returns features
     (N, k, D) float32 on CPU and, if ``thumbnail_height``, the middle keyframe of each
     shot as a small uint8 thumbnail (N, 1, h, w, 3) for reports. A keyframe whose frame
     cannot be decoded gets the features of the nearest decoded keyframe.
+    (``sseg segment`` takes the keyframes during shot detection instead:
+    :func:`encode_collected_keyframes`.)
     """
-    from tqdm import tqdm
-
-    from .encoder import preprocess_frames
-    from .keyframes import iter_keyframes
+    from .keyframes import iter_keyframes, keyframe_indices
 
     if not shots:
         raise InputError("no shots to take keyframes from", getattr(video, "path", None))
-    n = len(shots)
-    dtype = PRECISIONS[precision]
-    use_autocast = device.startswith("cuda") and dtype != torch.float32
-    feats: torch.Tensor | None = None
-    done = np.zeros((n, k), dtype=bool)
-    thumbs: np.ndarray | None = None
-    batch: list[np.ndarray] = []
-    batch_slots: list[list[tuple[int, int]]] = []
+    index = keyframe_indices(shots, k)
+    encoding = KeyframeEncoding(model, preprocess, device, batch_size, precision, thumbnail_height)
+    with _encoding_bar(encoding, len(set(index.reshape(-1).tolist())), quiet):
+        for slots, rgb in iter_keyframes(video, shots, k):
+            i, j = slots[0]
+            encoding.add(int(index[i, j]), rgb, thumbnail=any(j == k // 2 for _, j in slots))
+        encoding.flush()
+    return encoding.assemble(index, getattr(video, "path", None))
 
-    def flush() -> None:
-        nonlocal feats
-        x = preprocess_frames(batch, preprocess).to(device)
-        with torch.autocast("cuda", dtype=dtype, enabled=use_autocast):
-            out = model.encode_image(x).float().cpu()
-        if feats is None:
-            feats = torch.zeros(n, k, out.shape[-1])
-        for row, slots in zip(out, batch_slots, strict=True):
-            for i, j in slots:
-                feats[i, j] = row
-                done[i, j] = True
-        bar.update(sum(len(slots) for slots in batch_slots))  # keyframe slots filled
-        batch.clear()
-        batch_slots.clear()
+
+def encode_collected_keyframes(
+    encoding: KeyframeEncoding, collector, video, shots: list, quiet: bool = True
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Finish what a :class:`~sseg.keyframe_collector.KeyframeCollector` started during
+    shot detection: encode the final ``shots``' keyframes still kept, decode again only
+    those it no longer has, and return :meth:`KeyframeEncoding.assemble`'s result
+    (equal to :func:`encode_video_keyframes` on the same shots)."""
+    from .keyframes import keyframe_indices, scaled_size
+
+    path = getattr(video, "path", None)
+    if not shots:
+        raise InputError("no shots to take keyframes from", path)
+    k = collector.k
+    index = keyframe_indices(shots, k)
+    middle = set(index[:, k // 2].tolist())
+    pictures, missing = collector.finish(shots)
+    if encoding.thumbnail_height:  # a middle keyframe settled under another slot: re-take it
+        missing |= {i for i in middle if i not in encoding.thumbnails and i not in pictures}
+    with _encoding_bar(encoding, len(pictures) + len(missing) + len(encoding._batch), quiet):
+        for i, rgb in sorted(pictures.items()):
+            encoding.add(i, rgb, thumbnail=i in middle)
+        if missing:
+            size = scaled_size(video.info.width, video.info.height)
+            for frame in video.frames(
+                size=size, start_frame=min(missing), end_frame=max(missing) + 1, wanted=missing
+            ):
+                encoding.add(frame.index, frame.rgb, thumbnail=frame.index in middle)
+        encoding.flush()
+    return encoding.assemble(index, path)
+
+
+@contextlib.contextmanager
+def _encoding_bar(encoding: KeyframeEncoding, total: int, quiet: bool):
+    """A progress bar over the pictures ``encoding`` encodes inside the block."""
+    from tqdm import tqdm
 
     with tqdm(
-        total=n * k, desc="keyframes+encoding", unit="img", file=sys.stderr, disable=quiet,
+        total=total, desc="keyframes+encoding", unit="img", file=sys.stderr, disable=quiet,
         leave=False,
     ) as bar:  # fmt: skip
-        for slots, rgb in iter_keyframes(video, shots, k):
-            if thumbnail_height and any(j == k // 2 for _, j in slots):
-                small = _thumbnail(rgb, thumbnail_height)
-                if thumbs is None:
-                    thumbs = np.zeros((n, 1, *small.shape), dtype=np.uint8)
-                for i, j in slots:
-                    if j == k // 2:
-                        thumbs[i, 0] = small
-            batch.append(rgb)
-            batch_slots.append(slots)
-            if len(batch) >= batch_size:
-                flush()
-        if batch:
-            flush()
-        bar.update(bar.total - bar.n)  # unreadable keyframes get the nearest one below
-    if feats is None:
-        raise InputError("none of the keyframes could be decoded", getattr(video, "path", None))
-    if not done.all():  # unreadable keyframes: copy the nearest decoded one in time
-        have = np.argwhere(done)
-        order = have[:, 0] * k + have[:, 1]
-        for i, j in np.argwhere(~done):
-            nearest = have[np.argmin(np.abs(order - (i * k + j)))]
-            feats[i, j] = feats[nearest[0], nearest[1]]
-    return feats, thumbs
+        encoding.on_encoded = bar.update
+        try:
+            yield bar
+        finally:
+            encoding.on_encoded = None
+        bar.update(max(bar.total - bar.n, 0))  # unreadable keyframes: nothing to encode
 
 
 def _thumbnail(rgb: np.ndarray, height: int) -> np.ndarray:

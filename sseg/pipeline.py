@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,7 @@ def _progress(total: int, desc: str, quiet: bool):
 # CLIP keyframes per batch by default: large on a GPU; small on a CPU, where the first
 # batch then starts while the decoder thread is still reading the video (bench_inference).
 GPU_BATCH, CPU_BATCH = 64, 16
+KEYFRAMES = 3  # per shot (the method's shot = 3 keyframes)
 _BACKBONES: dict[tuple, tuple] = {}
 
 
@@ -204,6 +206,77 @@ def load_scene_model(model: str | Path | None, device: str, quiet: bool = True):
     return SceneModel.load(model, device=device).eval(), str(model)
 
 
+@dataclass
+class Models:
+    """Everything :func:`segment` loads once: device, precision, SceneModel and CLIP tower."""
+
+    device: str
+    precision: str
+    scene_model: Any
+    model_name: str
+    backbone: Any
+    preprocess: Any
+    load_seconds: float = 0.0
+
+
+def load_models(
+    model: str | Path | None = None,
+    clip_weights: str | Path | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    quiet: bool = True,
+    loaded_model: tuple[Any, str] | None = None,
+) -> Models:
+    """Resolve the device and precision and load the SceneModel and its CLIP image tower.
+
+    ``clip_weights``: a local file, ``"random"`` (the seeded random init), or None for the
+    backbone the model names (the demo model does). A precision note (e.g. fp16 on a CPU)
+    goes to stderr. Raises InputError for a model/weights mismatch or a missing file.
+    """
+    from .keyframe_features import resolve_device
+    from .precision import resolve_precision
+
+    tick = time.perf_counter()
+    device = resolve_device(device)
+    precision, note = resolve_precision(precision, device)
+    if note:
+        print(f"sseg: {note}", file=sys.stderr)
+    scene_model, model_name = loaded_model or load_scene_model(model, device, quiet)
+    meta = scene_model.meta
+    seed = None
+    if clip_weights == "random":  # load_clip's seeded random init, as `sseg extract` uses
+        clip_weights = None
+    elif clip_weights is None:
+        seed = meta.get("backbone_seed", _random_init_seed(meta.get("backbone")))
+        if seed is None or meta.get("clip_weights"):
+            raise InputError(
+                "this model needs the CLIP weights its features came from: pass "
+                "--clip-weights PATH (or 'random' for a random-init backbone)",
+                model_name,
+            )
+    backbone, preprocess, fingerprint = _backbone(
+        None if clip_weights is None else str(clip_weights), seed, device, precision
+    )
+    _check_backbone_weights(meta, fingerprint, model_name)
+    return Models(
+        device, precision, scene_model, model_name, backbone, preprocess,
+        time.perf_counter() - tick,
+    )  # fmt: skip
+
+
+def load_models_in_background(**options: Any) -> Future:
+    """:func:`load_models` in a thread, started now: a Future of :class:`Models`.
+
+    Pass it as ``segment(models=...)``: with the content detector, shot detection starts
+    while torch and the models load (the keyframes it settles meanwhile wait for CLIP).
+    """
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sseg-load")
+    try:
+        return pool.submit(load_models, **options)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def segment(
     path: str | Path,
     *,
@@ -222,6 +295,8 @@ def segment(
     precision: str = "auto",
     quiet: bool = True,
     loaded_model: tuple[Any, str] | None = None,
+    models: Models | Future | None = None,
+    decoding: Decoding | None = None,
 ) -> SegmentationResult:
     """Segment the video at ``path`` into scenes.
 
@@ -240,59 +315,115 @@ def segment(
             it natively, see :mod:`sseg.precision`), ``fp32``, ``bf16`` or ``fp16`` (GPU).
         loaded_model: ``(SceneModel, name)`` from :func:`load_scene_model`, used instead
             of loading ``model`` again (many videos, one load).
+        models: :func:`load_models`' result or :func:`load_models_in_background`'s Future
+            (then ``model``, ``clip_weights``, ``device``, ``precision`` and
+            ``loaded_model`` are not used); None loads them in the background, here.
+        decoding: :func:`start_decoding`'s result for this ``path``, ``detector``,
+            ``start`` and ``end``, when decoding began earlier (before models loaded).
     """
-    from .keyframe_features import encode_video_keyframes, resolve_device
-    from .precision import resolve_precision
-    from .scenes import group_scenes
-    from .shot_detect import detect_shots as _detect
-
     if not 0.0 <= threshold <= 1.0:
         raise InputError(f"--threshold must be within [0, 1], got {threshold}")
     if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size must be positive, got {batch_size}")
     if split and tau is not None and tau <= 0:
         raise InputError(f"--tau must be positive seconds, got {tau}")
-    device = resolve_device(device)
-    if batch_size is None:
-        batch_size = GPU_BATCH if device.startswith("cuda") else CPU_BATCH
-    precision, note = resolve_precision(precision, device)
-    if note:
-        print(f"sseg: {note}", file=sys.stderr)
-    timings: dict[str, float] = {}
     began = time.perf_counter()
+    decoding = decoding or start_decoding(path, detector, start, end)
+    try:
+        if models is None:
+            models = load_models_in_background(
+                model=model, clip_weights=clip_weights, device=device, precision=precision,
+                quiet=quiet, loaded_model=loaded_model,
+            )  # fmt: skip
+        return _segment(
+            decoding, models, detector, detector_threshold, min_shot_frames, threshold,
+            tau if split else None, batch_size, quiet, began,
+        )  # fmt: skip
+    finally:
+        decoding.frames.close()
 
+
+@dataclass
+class Decoding:
+    """A video being decoded for :func:`segment` (from :func:`start_decoding`)."""
+
+    video: Any  # sseg.video.Video
+    bounds: dict[str, Any]
+    detector: str
+    frames: Any  # sseg.prefetch.Prefetched of sseg.video.Frame
+
+
+def start_decoding(
+    path: str | Path,
+    detector: str = "transnetv2",
+    start: str | float | int | None = None,
+    end: str | float | int | None = None,
+) -> Decoding:
+    """Open ``path`` and start decoding it for :func:`segment` in a background thread.
+
+    Needs no torch: call it first and load the models meanwhile (``sseg segment`` does, for
+    its first video). Raises what :func:`sseg.video.open_video` raises.
+    """
+    from .shot_detect import DETECTORS
+    from .shot_detect import start_decoding as _start
+
+    if detector not in DETECTORS:
+        raise InputError(f"unknown shot detector {detector!r} (choose from {', '.join(DETECTORS)})")
     video = open_video(path)
     bounds = range_bounds(video.info, start, end)
+    frames = _start(video, detector, keyframes=True, **bounds)
+    return Decoding(video, bounds, detector, frames)
+
+
+def _segment(
+    decoding: Decoding,
+    models: Models | Future,
+    detector: str,
+    detector_threshold: float | None,
+    min_shot_frames: int,
+    threshold: float,
+    tau: float | None,
+    batch_size: int | None,
+    quiet: bool,
+    began: float,
+) -> SegmentationResult:
+    from .keyframe_collector import KeyframeCollector
+    from .keyframe_features import encode_collected_keyframes
+    from .scenes import group_scenes
+    from .shot_detect import detect_shots as _detect
+
+    if decoding.detector != detector:
+        raise InputError(
+            f"decoding was started for detector {decoding.detector!r}, not {detector!r}"
+        )
+    video, bounds = decoding.video, decoding.bounds
+    timings: dict[str, float] = {}
     tick = time.perf_counter()
-    scene_model, model_name = loaded_model or load_scene_model(model, device, quiet)
-    meta = scene_model.meta
-    seed = None
-    if clip_weights == "random":  # load_clip's seeded random init, as `sseg extract` uses
-        clip_weights = None
-    elif clip_weights is None:
-        seed = meta.get("backbone_seed", _random_init_seed(meta.get("backbone")))
-        if seed is None or meta.get("clip_weights"):
-            raise InputError(
-                "this model needs the CLIP weights its features came from: pass "
-                "--clip-weights PATH (or 'random' for a random-init backbone)",
-                model_name,
-            )
-    backbone, preprocess, fingerprint = _backbone(
-        None if clip_weights is None else str(clip_weights), seed, device, precision
-    )
-    _check_backbone_weights(meta, fingerprint, model_name)
-    timings["load_models"] = time.perf_counter() - tick
-    tick = time.perf_counter()
-    detection = _detect(
-        video,
-        detector=detector,
-        threshold=detector_threshold,
-        min_shot_frames=min_shot_frames,
-        device=device,
-        quiet=quiet,
-        precision=precision,
-        **bounds,
-    )
+    if detector != "content":  # TransNetV2 needs torch and the device first
+        models = _ready(models)
+    # One decoding pass: the keyframes of each shot the detector has settled are encoded
+    # (CLIP in a worker thread) while it goes on; see sseg.keyframe_collector.
+    feed = _EncoderFeed(models, batch_size, KEYFRAMES)
+    collector = KeyframeCollector(KEYFRAMES, on_keyframes=feed)
+    try:
+        detection = _detect(
+            video,
+            detector=detector,
+            threshold=detector_threshold,
+            min_shot_frames=min_shot_frames,
+            device=models.device if isinstance(models, Models) else "cpu",
+            quiet=quiet,
+            precision=models.precision if isinstance(models, Models) else "fp32",
+            keyframes=collector,
+            decoded=decoding.frames,
+            **bounds,
+        )
+        encoding = feed.encoding_when_ready()
+    except BaseException:
+        feed.close()
+        raise
+    models = feed.models
+    timings["load_models"] = models.load_seconds
     shots = detection.shots
     info = video.info
     if video.end_time is not None and video.decoded_frames:
@@ -301,14 +432,12 @@ def segment(
     timings["shot_detection"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    feats, thumbnails = encode_video_keyframes(
-        backbone, preprocess, video, shots, 3, device, batch_size, precision, quiet=quiet
-    )
+    feats, thumbnails = encode_collected_keyframes(encoding, collector, video, shots, quiet)
     timings["keyframes_and_encoding"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     probs, intra = _infer(
-        scene_model, shots, feats, info, threshold, tau if split else None, device, quiet,
+        models.scene_model, shots, feats, info, threshold, tau, models.device, quiet,
         detection.frame_at,
     )  # fmt: skip
     timings["inference"] = time.perf_counter() - tick
@@ -324,10 +453,61 @@ def segment(
         intra_shot_boundaries=intra,
         timings=timings,
         detector=detector,
-        model=model_name,
+        model=models.model_name,
         skipped_frames=detection.skipped_frames,
         keyframes=thumbnails,
     )
+
+
+def _ready(models: Models | Future) -> Models:
+    return models.result() if isinstance(models, Future) else models
+
+
+class _EncoderFeed:
+    """KeyframeCollector callback: settled keyframes go to CLIP (a worker thread), with
+    each shot's middle one kept as a thumbnail. While the models are still loading
+    (a Future), the keyframes wait here; a loading error is raised at the next call."""
+
+    def __init__(self, models: Models | Future, batch_size: int | None, k: int):
+        self.models = models
+        self.batch_size = batch_size
+        self.k = k
+        self.encoding = None
+        self.waiting: list[tuple[int, int, np.ndarray]] = []
+
+    def __call__(self, items: list[tuple[int, int, np.ndarray]]) -> None:
+        self.waiting.extend(items)
+        if isinstance(self.models, Future):
+            if not self.models.done():
+                return
+            self.models = self.models.result()  # raises the loading error, if any
+        self._feed()
+
+    def encoding_when_ready(self):
+        """Wait for the models, encode what waited, return the KeyframeEncoding."""
+        self.models = _ready(self.models)
+        self._feed()
+        return self.encoding
+
+    def close(self) -> None:
+        if self.encoding is not None:
+            self.encoding.close()
+
+    def _feed(self) -> None:
+        from .keyframe_features import KeyframeEncoding
+
+        if self.encoding is None:
+            models = self.models
+            batch = self.batch_size or (
+                GPU_BATCH if models.device.startswith("cuda") else CPU_BATCH
+            )
+            self.encoding = KeyframeEncoding(
+                models.backbone, models.preprocess, models.device, batch, models.precision,
+                background=True,
+            )  # fmt: skip
+        for index, slot, rgb in self.waiting:
+            self.encoding.add(index, rgb, thumbnail=slot == self.k // 2)
+        self.waiting.clear()
 
 
 def _infer(

@@ -22,15 +22,19 @@ in) is one transition whose shot boundary sits in the middle of the dark run.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import InputError
-from .prefetch import prefetched
+from .prefetch import Prefetched, prefetched
 from .shots import Shot
-from .video import Video
+from .video import Frame, Video
+
+if TYPE_CHECKING:
+    from .keyframe_collector import KeyframeCollector
 
 DETECTORS = ("transnetv2", "content")
 DEFAULT_THRESHOLDS = {"transnetv2": 0.5, "content": 27.0}
@@ -39,6 +43,8 @@ TRANSNET_SIZE = (48, 27)  # TransNetV2's input frames (width, height)
 FADE_THRESHOLD = 12.0  # mean RGB level (0-255) below which a frame counts as black
 FADE_STEP = 0.25  # brightness change per frame that still counts as part of a fade ramp
 PREFETCH_FRAMES = 256  # small frames decoded ahead while the detector scores earlier ones
+# With keyframe-size pictures (~270 KB each at 16:9) fewer: a TransNetV2 pass takes 100.
+PREFETCH_FRAMES_WITH_KEYFRAMES = 128
 
 
 @dataclass
@@ -62,10 +68,11 @@ class Detection:
 
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB (..., 3) -> float32 HSV with OpenCV's 8-bit ranges (H/2, S, V in 0..255)."""
-    rgb = rgb.astype(np.float32)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    v = rgb.max(axis=-1)
-    mn = rgb.min(axis=-1)
+    # Contiguous channel planes and pairwise max/min: 3x faster than reducing over the
+    # last axis of size 3, same values.
+    r, g, b = np.moveaxis(rgb, -1, 0).astype(np.float32)
+    v = np.maximum(np.maximum(r, g), b)
+    mn = np.minimum(np.minimum(r, g), b)
     delta = v - mn
     s = np.where(v > 0, 255.0 * delta / np.maximum(v, 1e-6), 0.0)
     safe = np.maximum(delta, 1e-6)
@@ -78,25 +85,28 @@ def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
     return np.stack([h, s, v], axis=-1)
 
 
-def content_scores(frames: Iterable[np.ndarray]) -> np.ndarray:
-    """Score of each frame vs. the previous one (first frame scores 0)."""
-    scores = []
+def iter_content_scores(frames: Iterable[np.ndarray]) -> Iterator[float]:
+    """Score of each frame vs. the previous one (first frame scores 0), as frames arrive."""
     previous = None
     for rgb in frames:
         hsv = rgb_to_hsv(rgb)
-        scores.append(0.0 if previous is None else float(np.abs(hsv - previous).mean()))
+        yield 0.0 if previous is None else float(np.abs(hsv - previous).mean())
         previous = hsv
-    return np.asarray(scores, dtype=np.float64)
+
+
+def content_scores(frames: Iterable[np.ndarray]) -> np.ndarray:
+    """Score of each frame vs. the previous one (first frame scores 0)."""
+    return np.fromiter(iter_content_scores(frames), dtype=np.float64)
 
 
 def cuts_from_content(scores: np.ndarray, threshold: float, min_shot_frames: int) -> list[int]:
     """Positions (into ``scores``) where a new shot starts, PySceneDetect style."""
     cuts: list[int] = []
     last = 0
-    for i in range(1, len(scores)):
-        if scores[i] >= threshold and i - last >= min_shot_frames:
-            cuts.append(i)
-            last = i
+    for i in np.flatnonzero(np.asarray(scores)[1:] >= threshold).tolist():
+        if i + 1 - last >= min_shot_frames:
+            cuts.append(i + 1)
+            last = i + 1
     return cuts
 
 
@@ -151,6 +161,24 @@ def merge_fade_cuts(
     """Detector cuts plus fade cuts; a detector cut within a fade (+-``margin``) is dropped."""
     kept = [c for c in cuts if not any(a - margin <= c <= b + 1 + margin for _, a, b in fades)]
     return sorted(set(kept) | {cut for cut, _, _ in fades})
+
+
+def cut_positions(
+    detector: str,
+    scores: np.ndarray,
+    levels: np.ndarray | None,
+    threshold: float,
+    min_shot_frames: int = 15,
+) -> list[int]:
+    """Where new shots start (positions into ``scores``): the detector's cuts, plus fades
+    through black when ``levels`` (mean brightness per frame) is given."""
+    if detector == "content":
+        cuts = cuts_from_content(scores, threshold, max(1, min_shot_frames))
+    else:
+        cuts = cuts_from_transitions(scores, threshold)
+    if levels is not None:
+        cuts = merge_fade_cuts(cuts, cuts_from_fades(levels))
+    return cuts
 
 
 def shots_from_cuts(
@@ -228,12 +256,52 @@ class _TransNetV2:
         return cls._cache[(device, precision)]
 
 
+def start_decoding(
+    video: Video,
+    detector: str,
+    keyframes: bool = False,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    *,
+    start_time: float | None = None,
+    end_time: float | None = None,
+) -> Prefetched[Frame]:
+    """Start decoding ``video`` for :func:`detect_shots` in a background thread, now.
+
+    Frames come at the detector's size (``keyframes``: and at keyframe size too), a
+    bounded number ahead, so decoding overlaps the detector and, when started before
+    the models load, the loading too. ``close()`` it if detection never runs.
+    """
+    if detector == "transnetv2":
+        size = TRANSNET_SIZE
+    else:
+        size = (
+            CONTENT_WIDTH,
+            max(2, round(CONTENT_WIDTH * video.info.height / video.info.width / 2) * 2),
+        )
+    keyframe_size = None
+    if keyframes:
+        from .keyframes import scaled_size
+
+        keyframe_size = scaled_size(video.info.width, video.info.height)
+    frames = video.frames(
+        size=size,
+        start_frame=start_frame,
+        end_frame=end_frame,
+        start_time=start_time,
+        end_time=end_time,
+        draft=True,
+        keyframe_size=keyframe_size,
+    )
+    return prefetched(frames, PREFETCH_FRAMES_WITH_KEYFRAMES if keyframes else PREFETCH_FRAMES)
+
+
 def transnetv2_probs(
     frames: Iterable[np.ndarray],
     device: str = "cpu",
     batch_size: int = 4,
     gradual: bool = False,
-    on_scored: Callable[[int], None] | None = None,
+    on_scored: Callable[[np.ndarray], None] | None = None,
     precision: str = "fp32",
 ) -> np.ndarray:
     """Per-frame transition probabilities for a stream of (27, 48, 3) uint8 frames.
@@ -243,8 +311,8 @@ def transnetv2_probs(
     stride 50, the middle 50 predictions of each kept), computed while frames arrive,
     ``batch_size`` windows per forward pass: memory is O(batch_size * 100) frames.
     With ``gradual`` each frame gets max(single-frame, many-hot) probability, so
-    frames inside dissolves and fades count as transition frames. ``on_scored(n)`` is
-    called as each batch of frames gets its probabilities (for progress bars).
+    frames inside dissolves and fades count as transition frames. ``on_scored(probs)`` is
+    called with each batch of new probabilities as it is computed, in frame order.
     ``precision``: ``fp32`` runs the reference network, ``bf16`` the re-laid engine
     (:mod:`sseg.transnetv2_engine`; several times faster on CPUs with native bf16).
     """
@@ -268,8 +336,8 @@ def transnetv2_probs(
         out.append(probs.float().cpu().numpy().reshape(-1))
         windows.clear()
         if on_scored is not None:
-            new = min(sum(len(o) for o in out), count) - scored
-            scored += new
+            new = out[-1][: max(count - scored, 0)]  # the last window pads past the end
+            scored += len(new)
             on_scored(new)
 
     def take() -> None:
@@ -310,6 +378,8 @@ def detect_shots(
     fades: bool = True,
     gradual: bool = True,
     precision: str = "auto",
+    keyframes: KeyframeCollector | None = None,
+    decoded: Iterator[Frame] | None = None,
 ) -> Detection:
     """Detect shots of ``video`` in frames ``[start_frame, end_frame)`` and times
     ``[start_time, end_time)``.
@@ -317,7 +387,11 @@ def detect_shots(
     ``fades``: also cut in the middle of fades through black; ``gradual``: TransNetV2's
     gradual-transition output counts too (dissolves). ``batch_size``: TransNetV2
     windows per forward pass; ``precision``: TransNetV2's (``auto``: see
-    :func:`sseg.precision.resolve_precision`).
+    :func:`sseg.precision.resolve_precision`). ``keyframes``: a collector that gets
+    every decoded frame at keyframe size and the shot starts as they become settled
+    (one decoding pass for shots and keyframes, see :mod:`sseg.keyframe_collector`).
+    ``decoded``: the frames from :func:`start_decoding` with the same arguments, when
+    decoding was started earlier (while models load).
     """
     if detector not in DETECTORS:
         raise InputError(f"unknown shot detector {detector!r} (choose from {', '.join(DETECTORS)})")
@@ -327,47 +401,53 @@ def detect_shots(
         from .keyframe_features import resolve_device
         from .precision import resolve_precision
 
-        size, device = TRANSNET_SIZE, resolve_device(device)
+        device = resolve_device(device)
         precision, _ = resolve_precision(precision, device)
-    else:
-        size = (CONTENT_WIDTH, max(2, round(CONTENT_WIDTH * info.height / info.width / 2) * 2))
+    if decoded is None:
+        decoded = start_decoding(
+            video, detector, keyframes is not None, start_frame, end_frame,
+            start_time=start_time, end_time=end_time,
+        )  # fmt: skip
     total = max((end_frame or info.frame_count) - start_frame, 0)
     bar = _bar(total, f"shot detection ({detector})", quiet)
     indices: list[int] = []
     times: list[float] = []
     levels: list[float] = []
+    scores: list[float] = []
     last_end = [None]
+    settler = None
+    if keyframes is not None:
+        settler = _Settler(
+            keyframes, detector, threshold, min_shot_frames, fades, indices, levels, scores
+        )
 
     def frames() -> Iterable[np.ndarray]:
-        decoded = video.frames(
-            size=size,
-            start_frame=start_frame,
-            end_frame=end_frame,
-            start_time=start_time,
-            end_time=end_time,
-            draft=True,
-        )
-        for frame in prefetched(decoded, PREFETCH_FRAMES):  # decoding overlaps scoring
+        for frame in decoded:
             indices.append(frame.index)
             times.append(frame.time)
             levels.append(float(frame.rgb.mean()))
             last_end[0] = frame.time + frame.duration
+            if keyframes is not None:
+                keyframes.add(frame.index, frame.keyframe)
             yield frame.rgb
 
-    def scored(n: int) -> None:
-        if bar.total is not None and bar.n + n > bar.total:
-            bar.total = bar.n + n  # the header's frame count was short: stay honest
-        bar.update(n)
+    def scored(new: list[float]) -> None:
+        scores.extend(new)
+        if bar.total is not None and bar.n + len(new) > bar.total:
+            bar.total = bar.n + len(new)  # the header's frame count was short: stay honest
+        bar.update(len(new))
+        if settler is not None:
+            settler.update()
 
     try:
         if detector == "content":
-            scores = content_scores(_counted(frames(), scored))
-            cuts = cuts_from_content(scores, threshold, max(1, min_shot_frames))
+            for score in iter_content_scores(frames()):
+                scored([score])
         else:
-            scores = transnetv2_probs(
-                frames(), device, batch_size, gradual, on_scored=scored, precision=precision
-            )
-            cuts = cuts_from_transitions(scores, threshold)
+            transnetv2_probs(
+                frames(), device, batch_size, gradual,
+                on_scored=lambda new: scored(new.tolist()), precision=precision,
+            )  # fmt: skip
         bar.total = bar.n  # done: the bar ends at 100% of the frames actually scored
         bar.refresh()
     finally:
@@ -378,20 +458,90 @@ def detect_shots(
             f"no frames in the requested range (video has {video.decoded_frames} frames)",
             video.path,
         )
-    if fades:
-        cuts = merge_fade_cuts(cuts, cuts_from_fades(np.asarray(levels)))
+    scored_frames = np.asarray(scores, dtype=np.float64)
+    cuts = cut_positions(
+        detector, scored_frames, np.asarray(levels) if fades else None, threshold, min_shot_frames
+    )
     frame_times = np.asarray(times, dtype=np.float64)
     # A frame right after the range (when decoding stopped there) ends the last shot.
     end = video.end_time if video.end_time is not None else last_end[0]
     last = int(frame_indices[-1]) + 1
     shots = shots_from_cuts(frame_indices, cuts, last, info.fps, frame_times, end)
-    return Detection(shots, frame_indices, scores, video.skipped_frames, frame_times, end)
+    return Detection(shots, frame_indices, scored_frames, video.skipped_frames, frame_times, end)
 
 
-def _counted(items: Iterable[np.ndarray], on_item: Callable[[int], None]) -> Iterable[np.ndarray]:
-    for item in items:
-        yield item
-        on_item(1)
+SETTLE_EVERY = 25  # scored frames between two settle reports to the keyframe collector
+SETTLE_LAG = 30  # frames behind the last scored one before a shot start counts as settled
+SETTLE_CONTEXT = 128  # frames before the last settled start that a settle recomputes
+
+
+class _Settler:
+    """Reports the shot starts that scoring so far makes final to a KeyframeCollector.
+
+    Each report recomputes :func:`cut_positions` on the frames since the last settled
+    start (minus ``SETTLE_CONTEXT`` for TransNetV2's local transitions; exactly from it for
+    the content detector's chain of minimum shot lengths), and settles the starts at least
+    ``SETTLE_LAG`` frames old that no run still open (a transition, a dark stretch) can move.
+    """
+
+    def __init__(
+        self,
+        collector: KeyframeCollector,
+        detector: str,
+        threshold: float,
+        min_shot_frames: int,
+        fades: bool,
+        indices: list[int],
+        levels: list[float],
+        scores: list[float],
+    ):
+        self.collector = collector
+        self.detector, self.threshold, self.min_shot_frames = detector, threshold, min_shot_frames
+        self.fades = fades
+        self.indices, self.levels, self.scores = indices, levels, scores
+        self.last_start = 0  # position of the last settled start (0 = the first frame)
+        self.reported = 0
+
+    def update(self) -> None:
+        n = len(self.scores)
+        if n - self.reported < SETTLE_EVERY:
+            return
+        self.reported = n
+        frontier = n - 1 - SETTLE_LAG
+        probs = self.scores
+        if self.detector == "transnetv2" and probs[-1] > self.threshold:
+            frontier = min(frontier, _run_start(probs, lambda p: p > self.threshold) - 1)
+        if self.fades and self.levels[n - 1] < FADE_THRESHOLD:
+            frontier = min(frontier, _run_start(self.levels[:n], _is_dark) - 1)
+        if frontier <= self.last_start:
+            return
+        if self.detector == "content":
+            low = self.last_start
+        else:
+            low = max(0, self.last_start - SETTLE_CONTEXT)
+        cuts = cut_positions(
+            self.detector,
+            np.asarray(self.scores[low:n]),
+            np.asarray(self.levels[low:n]) if self.fades else None,
+            self.threshold,
+            self.min_shot_frames,
+        )
+        settled = [low + c for c in cuts if self.last_start < low + c <= frontier]
+        if settled:
+            self.last_start = settled[-1]
+        self.collector.settle([self.indices[p] for p in settled], self.indices[frontier])
+
+
+def _is_dark(level: float) -> bool:
+    return level < FADE_THRESHOLD
+
+
+def _run_start(values: list[float], inside: Callable[[float], bool]) -> int:
+    """Position where the run of ``inside`` values that ends the list begins."""
+    position = len(values)
+    while position > 0 and inside(values[position - 1]):
+        position -= 1
+    return position
 
 
 def _bar(total: int, desc: str, quiet: bool):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 MAX_DEFAULT_THREADS = 8
 
@@ -42,7 +43,16 @@ def parse_threads(text: str) -> int:
 
 
 def apply_threads(threads: int) -> None:
-    """Set torch's intra-op threads (inter-op too while it can still be set)."""
+    """Set torch's intra-op threads (inter-op too while it can still be set).
+
+    Before torch is imported this only exports ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``,
+    which torch reads when it loads: importing torch (about 2 s) is left to whoever needs
+    it, e.g. a model-loading thread while ``sseg segment`` already decodes.
+    """
+    if "torch" not in sys.modules:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(threads)
+        return
     import torch
 
     torch.set_num_threads(threads)

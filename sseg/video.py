@@ -27,9 +27,6 @@ import numpy as np
 
 from .errors import InputError, VideoError
 
-# Codecs whose decoders can decode at 1/2, 1/4 or 1/8 resolution (FFmpeg's "lowres").
-LOWRES_CODECS = {"mjpeg": 3, "mpeg4": 3, "h263": 3, "mpeg1video": 3, "mpeg2video": 3}
-
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -56,12 +53,17 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: index, presentation time (s), RGB pixels, display duration (s)."""
+    """One decoded frame: index, presentation time (s), RGB pixels, display duration (s).
+
+    ``keyframe`` is the same picture at a second size when :meth:`Video.frames` was
+    asked for one (the detector and the keyframes then share one decoding pass).
+    """
 
     index: int
     time: float
     rgb: np.ndarray  # (H, W, 3) uint8, displayed orientation
     duration: float = 0.0
+    keyframe: np.ndarray | None = None  # (h, w, 3) uint8, displayed orientation
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ class Video:
         start_time: float | None = None,
         end_time: float | None = None,
         draft: bool = False,
+        keyframe_size: tuple[int, int] | None = None,
     ) -> Iterator[Frame]:
         """Yield frames in order, as RGB arrays in displayed orientation.
 
@@ -183,10 +186,13 @@ class Video:
                 (others are still decoded, which is needed for inter-frame codecs).
             start_time, end_time: also restrict to frames whose time is in
                 ``[start_time, end_time)`` seconds.
-            draft: decode for analysis at a small ``size``: the codec's reduced
-                resolution decoding where it has one, no in-loop deblocking filter, and
-                area-averaging scaling (half the cost of the default bilinear filter
-                for large reductions).
+            draft: scale to ``size`` by area averaging (analysis frames: cheaper than
+                the default bilinear filter for large reductions, and no aliasing).
+            keyframe_size: also give each yielded frame at this displayed (width,
+                height), bilinear, in :attr:`Frame.keyframe`.
+
+        Frames are always fully decoded (the in-loop filters run), so analysis frames,
+        keyframes and features all see the same pictures.
 
         Packets that fail to decode are skipped with a warning and counted in
         :attr:`skipped_frames`. Raises VideoError if the file cannot be read at all
@@ -198,6 +204,9 @@ class Video:
         self.decoded_frames = 0
         self.end_time = None
         coded = None if size is None else self.orientation.coded_size(size)
+        keyframe_coded = (
+            None if keyframe_size is None else self.orientation.coded_size(keyframe_size)
+        )
         last_index, last_time, last_duration = -1, None, 1.0 / fps
         errors_since_frame = 0
         origin = self.origin
@@ -206,11 +215,13 @@ class Video:
         except (av.error.FFmpegError, OSError) as exc:
             raise VideoError(f"cannot open video ({_reason(exc)})", self.path) from exc
         finished = False
+        # One scaler per output for the whole pass: a per-frame one rebuilds its filters for
+        # every frame, which for 720p -> 48x27 cost as much as the decoding itself.
+        scaler = av.video.reformatter.VideoReformatter()
+        keyframe_scaler = av.video.reformatter.VideoReformatter()
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            if draft:
-                stream.codec_context.options = _draft_options(stream, coded)
             time_base = float(stream.time_base) if stream.time_base else 0.0
             packets = container.demux(stream)
             while True:
@@ -259,17 +270,21 @@ class Video:
                     ):
                         return
                     try:
-                        if coded is not None:
-                            rgb = frame.to_ndarray(
-                                width=coded[0], height=coded[1], format="rgb24",
-                                interpolation="AREA" if draft else None,
-                            )  # fmt: skip
-                        else:
-                            rgb = frame.to_ndarray(format="rgb24")
+                        rgb = scaler.reformat(
+                            frame, *(coded or (None, None)), format="rgb24",
+                            interpolation="AREA" if draft else None,
+                        ).to_ndarray()  # fmt: skip
+                        keyframe = None
+                        if keyframe_coded is not None:
+                            keyframe = self.orientation.apply(
+                                keyframe_scaler.reformat(
+                                    frame, *keyframe_coded, format="rgb24"
+                                ).to_ndarray()
+                            )
                     except (av.error.FFmpegError, ValueError):
                         self._skip("a frame could not be converted")
                         continue
-                    yield Frame(index, time, self.orientation.apply(rgb), duration)
+                    yield Frame(index, time, self.orientation.apply(rgb), duration, keyframe)
             finished = True
         finally:
             container.close()
@@ -286,25 +301,6 @@ class Video:
 
     def _skip(self, _reason_text: str) -> None:
         self.skipped_frames += 1
-
-
-def _draft_options(stream, coded_size: tuple[int, int] | None) -> dict[str, str]:
-    """Decoder options for analysis frames: lowres where the codec has it, no deblocking."""
-    options = {"skip_loop_filter": "all"}
-    ctx = stream.codec_context
-    max_level = LOWRES_CODECS.get(str(ctx.name or ""), 0)
-    if coded_size is not None and max_level and ctx.width and ctx.height:
-        level = 0
-        # Keep at least twice the target size so scaling still averages pixels.
-        while (
-            level < max_level
-            and ctx.width >> (level + 1) >= 2 * coded_size[0]
-            and ctx.height >> (level + 1) >= 2 * coded_size[1]
-        ):
-            level += 1
-        if level:
-            options["lowres"] = str(level)
-    return options
 
 
 def _reason(exc: BaseException) -> str:

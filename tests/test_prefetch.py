@@ -37,6 +37,22 @@ def test_producer_runs_ahead_while_the_consumer_works():
     assert list(stream) == list(range(1, 8))
 
 
+def test_the_producer_starts_before_the_first_item_is_asked_for():
+    produced: list[int] = []
+
+    def items():
+        for i in range(3):
+            produced.append(i)
+            yield i
+
+    stream = prefetched(items(), depth=8)  # e.g. decoding while models load
+    deadline = time.monotonic() + 5
+    while len(produced) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert produced == [0, 1, 2]
+    assert list(stream) == [0, 1, 2] and not _threads()
+
+
 def test_a_producer_error_is_raised_in_the_consumer_after_the_earlier_items():
     def failing():
         yield 1

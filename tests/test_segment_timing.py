@@ -115,7 +115,7 @@ def test_rotation_is_applied_to_sizes_keyframes_and_thumbnails(tmp_path, rotatio
     import torch
 
     from sseg.keyframe_features import encode_video_keyframes
-    from sseg.keyframes import keyframes_for_shots
+    from sseg.keyframes import keyframe_indices, keyframes_for_shots, scaled_size
 
     frames = _two_shots(12, 12, size=(96, 64))
     for frame in frames:
@@ -143,6 +143,11 @@ def test_rotation_is_applied_to_sizes_keyframes_and_thumbnails(tmp_path, rotatio
     assert [s.start_frame for s in shots] == [0, 12]
     keyframes = keyframes_for_shots(path, shots)
     assert keyframes.shape[2:4] == ((224, 336) if upright else (336, 224))
+    # The detector's pass gives the same keyframe pictures beside its small frames.
+    size = scaled_size(video.info.width, video.info.height)
+    beside = {f.index: f.keyframe for f in video.frames((48, 27), draft=True, keyframe_size=size)}
+    for row, pictures in zip(keyframe_indices(shots), keyframes, strict=True):
+        assert all(np.array_equal(beside[int(i)], p) for i, p in zip(row, pictures, strict=True))
 
     class Mean(torch.nn.Module):
         def encode_image(self, x):
@@ -196,7 +201,7 @@ def test_detection_progress_bar_ends_at_100_percent(vfr_clip, monkeypatch, detec
     assert bars[0].n == bars[0].total == 60
 
 
-def test_draft_decoding_at_reduced_resolution_keeps_every_frame(tmp_path):
+def test_draft_frames_are_area_scaled_full_decodes_of_every_frame(tmp_path):
     from sseg.testing.videos import write_video
 
     clip = write_video(

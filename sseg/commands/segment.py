@@ -369,8 +369,11 @@ def _write(result, job: Job, plan: OutputPlan) -> list[Path]:
     return written
 
 
-def _segment_one(job: Job, plan: OutputPlan, args: argparse.Namespace, models: dict) -> None:
-    """Segment ``job.video``, write its outputs and fill in the job's numbers."""
+def _segment_one(
+    job: Job, plan: OutputPlan, args: argparse.Namespace, models: dict, decoding=None
+) -> None:
+    """Segment ``job.video`` (``decoding``: already started for it), write its outputs and
+    fill in the job's numbers."""
     from ..errors import SsegError
     from ..pipeline import segment
 
@@ -387,13 +390,10 @@ def _segment_one(job: Job, plan: OutputPlan, args: argparse.Namespace, models: d
             split=not args.no_split,
             start=args.start,
             end=args.end,
-            model=args.model,
-            clip_weights=args.clip_weights,
-            device=models["device"],
             batch_size=args.batch_size,
-            precision=models["precision"],
             quiet=args.quiet,
-            loaded_model=models["scene_model"],
+            models=models,
+            decoding=decoding,
         )
         try:
             job.written = _write(result, job, plan)
@@ -410,45 +410,47 @@ def _segment_one(job: Job, plan: OutputPlan, args: argparse.Namespace, models: d
     print(f"{job.video.name}: {job.shots} shots, {job.scenes} scenes")
     print(scene_table(result))
     if not args.quiet:
-        loading = result.timings.get("load_models", 0.0)
-        work = result.timings.get("total", 0.0) - loading
+        work = result.timings.get("total", 0.0)
         speed = f"{job.duration / work:.2f}x real time" if work > 0 else "-"
+        loading = result.timings.get("load_models", 0.0)
+        also = f"; models loaded in {loading:.1f}s meanwhile" if decoding is not None else ""
         print(
-            f"sseg: processed {job.duration:.1f}s of video in {work:.1f}s ({speed}; "
-            f"loading models took {loading + models['load_seconds']:.1f}s more)",
+            f"sseg: processed {job.duration:.1f}s of video in {work:.1f}s ({speed}{also})",
             file=sys.stderr,
         )
-        models["load_seconds"] = 0.0  # loaded once, counted once
         if result.skipped_frames:
             print(f"sseg: skipped {result.skipped_frames} unreadable frame(s)", file=sys.stderr)
         for path in job.written:
             print(f"sseg: wrote {path}", file=sys.stderr)
 
 
-def _load_models(args: argparse.Namespace) -> dict:
-    """Device, precision and the scene model, resolved and loaded once for all videos."""
-    from ..keyframe_features import resolve_device
-    from ..pipeline import load_scene_model
-    from ..precision import resolve_precision
+def _start_decoding(job: Job, args: argparse.Namespace):
+    """Start decoding ``job``'s video before the models load; None if it cannot start
+    (its error is then raised, and reported, when the job runs)."""
+    from ..errors import SsegError
+    from ..pipeline import start_decoding
 
-    device = resolve_device(args.device)
-    precision, note = resolve_precision(args.precision, device)
-    if note:
-        print(f"sseg: {note}", file=sys.stderr)
+    try:
+        return start_decoding(job.video, args.detector, args.start, args.end)
+    except SsegError:
+        return None
+
+
+def _load_models(args: argparse.Namespace):
+    """Device, precision, the scene model and its CLIP tower, loaded once for all videos,
+    in a background thread: a Future of :class:`sseg.pipeline.Models`."""
+    from ..pipeline import load_models_in_background
+
     if args.model is None and not args.quiet:
         print(
             "sseg: using the built-in demo model (random-init CLIP backbone: groups visually "
             "similar shots, not semantic; see docs/segment.md)",
             file=sys.stderr,
         )
-    tick = time.perf_counter()
-    scene_model = load_scene_model(args.model, device, args.quiet)
-    return {
-        "device": device,
-        "precision": precision,
-        "scene_model": scene_model,
-        "load_seconds": time.perf_counter() - tick,
-    }
+    return load_models_in_background(
+        model=args.model, clip_weights=args.clip_weights, device=args.device,
+        precision=args.precision, quiet=args.quiet,
+    )  # fmt: skip
 
 
 def summary_table(jobs: list[Job]) -> str:
@@ -492,12 +494,13 @@ def run(args: argparse.Namespace) -> int:
 
     jobs = _jobs(args)
     plan = _output_plan(args, jobs)
+    first = _start_decoding(jobs[0], args) if jobs else None  # decodes while models load
     models = _load_models(args)
     first_failure: SsegError | None = None
     stopped_by: SsegError | None = None
     for job in jobs:
         try:
-            _segment_one(job, plan, args, models)
+            _segment_one(job, plan, args, models, first if job is jobs[0] else None)
         except SsegError as exc:
             job.exit_code = exc.exit_code
             job.problem = exc.problem if _about_this_video(exc, job) else str(exc)
