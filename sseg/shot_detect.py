@@ -22,7 +22,9 @@ in) is one transition whose shot boundary sits in the middle of the dark run.
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,8 +45,9 @@ TRANSNET_SIZE = (48, 27)  # TransNetV2's input frames (width, height)
 FADE_THRESHOLD = 12.0  # mean RGB level (0-255) below which a frame counts as black
 FADE_STEP = 0.25  # brightness change per frame that still counts as part of a fade ramp
 PREFETCH_FRAMES = 256  # small frames decoded ahead while the detector scores earlier ones
-# With keyframe-size pictures (~270 KB each at 16:9) fewer: a TransNetV2 pass takes 100.
-PREFETCH_FRAMES_WITH_KEYFRAMES = 128
+# With keyframe-size pictures (~270 KB each at 16:9) fewer: the decoder outpaces TransNetV2,
+# so this queue is full all along, and it is memory.
+PREFETCH_FRAMES_WITH_KEYFRAMES = 64
 
 
 @dataclass
@@ -303,6 +306,7 @@ def transnetv2_probs(
     gradual: bool = False,
     on_scored: Callable[[np.ndarray], None] | None = None,
     precision: str = "fp32",
+    workers: int = 1,
 ) -> np.ndarray:
     """Per-frame transition probabilities for a stream of (27, 48, 3) uint8 frames.
 
@@ -315,30 +319,45 @@ def transnetv2_probs(
     called with each batch of new probabilities as it is computed, in frame order.
     ``precision``: ``fp32`` runs the reference network, ``bf16`` the re-laid engine
     (:mod:`sseg.transnetv2_engine`; several times faster on CPUs with native bf16).
+    ``workers`` > 1: that many forward passes run at once in threads (see
+    :func:`window_workers`), while this thread goes on gathering frames.
     """
     import torch
 
-    model = None
+    model = _TransNetV2.predictor(device, precision)
     buffer: list[np.ndarray] = []
     windows: list[np.ndarray] = []
     out: list[np.ndarray] = []
     count = 0
     scored = 0
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="sseg-transnet") if workers > 1 else None
+    running: deque[Future] = deque()
 
-    def run() -> None:
-        nonlocal model, scored
-        model = model or _TransNetV2.predictor(device, precision)
+    def forward(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            single, many = model(torch.from_numpy(np.stack(windows)).to(device))
+            single, many = model(torch.from_numpy(batch).to(device))
         probs = single[:, 25:75, 0]
         if gradual:
             probs = torch.maximum(probs, many[:, 25:75, 0])
-        out.append(probs.float().cpu().numpy().reshape(-1))
-        windows.clear()
+        return probs.float().cpu().numpy().reshape(-1)
+
+    def emit(probs: np.ndarray) -> None:
+        nonlocal scored
+        out.append(probs)
         if on_scored is not None:
-            new = out[-1][: max(count - scored, 0)]  # the last window pads past the end
+            new = probs[: max(count - scored, 0)]  # the last window pads past the end
             scored += len(new)
             on_scored(new)
+
+    def run() -> None:
+        batch = np.stack(windows)
+        windows.clear()
+        if pool is None:
+            emit(forward(batch))
+            return
+        running.append(pool.submit(forward, batch))
+        while len(running) > workers:  # in order; at most `workers` passes in flight
+            emit(running.popleft().result())
 
     def take() -> None:
         while len(buffer) >= 100:
@@ -347,19 +366,42 @@ def transnetv2_probs(
             if len(windows) >= batch_size:
                 run()
 
-    for frame in frames:
+    try:
+        for frame in frames:
+            if count == 0:
+                buffer.extend([frame] * 25)
+            buffer.append(frame)
+            count += 1
+            take()
         if count == 0:
-            buffer.extend([frame] * 25)
-        buffer.append(frame)
-        count += 1
+            return np.zeros(0)
+        buffer.extend([buffer[-1]] * (25 + 50 - (count % 50 or 50)))
         take()
-    if count == 0:
-        return np.zeros(0)
-    buffer.extend([buffer[-1]] * (25 + 50 - (count % 50 or 50)))
-    take()
-    if windows:
-        run()
+        if windows:
+            run()
+        while running:
+            emit(running.popleft().result())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return np.concatenate(out)[:count]
+
+
+MAX_WINDOW_WORKERS = 4
+
+
+def window_workers(device: str) -> int:
+    """TransNetV2 forward passes to run at once: on a CPU, one per ``torch.get_num_threads()``
+    cores (two one-thread passes in two threads ran 1.9x one pass at a time on 2 cores,
+    where one pass on two threads gains far less: bench/bench_transnetv2.py); one on a GPU.
+    """
+    if not device.startswith("cpu"):
+        return 1
+    import torch
+
+    from .threads import usable_cores
+
+    return max(1, min(MAX_WINDOW_WORKERS, usable_cores() // torch.get_num_threads()))
 
 
 def detect_shots(
@@ -386,7 +428,8 @@ def detect_shots(
 
     ``fades``: also cut in the middle of fades through black; ``gradual``: TransNetV2's
     gradual-transition output counts too (dissolves). ``batch_size``: TransNetV2
-    windows per forward pass; ``precision``: TransNetV2's (``auto``: see
+    windows in flight (on a CPU split into :func:`window_workers` passes that run at
+    once); ``precision``: TransNetV2's (``auto``: see
     :func:`sseg.precision.resolve_precision`). ``keyframes``: a collector that gets
     every decoded frame at keyframe size and the shot starts as they become settled
     (one decoding pass for shots and keyframes, see :mod:`sseg.keyframe_collector`).
@@ -444,9 +487,11 @@ def detect_shots(
             for score in iter_content_scores(frames()):
                 scored([score])
         else:
+            workers = min(window_workers(device), batch_size)
             transnetv2_probs(
-                frames(), device, batch_size, gradual,
+                frames(), device, max(1, batch_size // workers), gradual,
                 on_scored=lambda new: scored(new.tolist()), precision=precision,
+                workers=workers,
             )  # fmt: skip
         bar.total = bar.n  # done: the bar ends at 100% of the frames actually scored
         bar.refresh()

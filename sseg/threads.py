@@ -17,13 +17,17 @@ import sys
 MAX_DEFAULT_THREADS = 8
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 def default_threads(cores: int | None = None) -> int:
     """Threads for ``--threads auto`` on a machine with ``cores`` usable cores."""
-    if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):  # pragma: no cover - not Linux
-            cores = os.cpu_count() or 1
+    cores = usable_cores() if cores is None else cores
     return max(1, min(MAX_DEFAULT_THREADS, cores // 2))
 
 

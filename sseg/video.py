@@ -216,7 +216,8 @@ class Video:
             raise VideoError(f"cannot open video ({_reason(exc)})", self.path) from exc
         finished = False
         # One scaler per output for the whole pass: a per-frame one rebuilds its filters for
-        # every frame, which for 720p -> 48x27 cost as much as the decoding itself.
+        # every frame, which for 720p -> 48x27 cost as much as the decoding itself. One
+        # thread each: this runs beside the models already, slicing threads only contend.
         scaler = av.video.reformatter.VideoReformatter()
         keyframe_scaler = av.video.reformatter.VideoReformatter()
         try:
@@ -272,13 +273,13 @@ class Video:
                     try:
                         rgb = scaler.reformat(
                             frame, *(coded or (None, None)), format="rgb24",
-                            interpolation="AREA" if draft else None,
+                            interpolation="AREA" if draft else None, threads=1,
                         ).to_ndarray()  # fmt: skip
                         keyframe = None
                         if keyframe_coded is not None:
                             keyframe = self.orientation.apply(
                                 keyframe_scaler.reformat(
-                                    frame, *keyframe_coded, format="rgb24"
+                                    frame, *keyframe_coded, format="rgb24", threads=1
                                 ).to_ndarray()
                             )
                     except (av.error.FFmpegError, ValueError):

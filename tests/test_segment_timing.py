@@ -226,3 +226,10 @@ def test_batched_transnetv2_windows_match_one_at_a_time():
     one = transnetv2_probs(iter(frames), "cpu", batch_size=1)
     batched = transnetv2_probs(iter(frames), "cpu", batch_size=3)
     np.testing.assert_allclose(one, batched, atol=1e-5)
+    # Passes running at once in threads: same probabilities, handed over in frame order.
+    chunks: list[np.ndarray] = []
+    threaded = transnetv2_probs(iter(frames), "cpu", batch_size=1, workers=3,
+                                on_scored=chunks.append)  # fmt: skip
+    np.testing.assert_allclose(one, threaded, atol=1e-5)
+    np.testing.assert_array_equal(np.concatenate(chunks), threaded)
+    assert [len(c) for c in chunks] == [50] * 5 + [10]
