@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -65,11 +66,22 @@ def main(argv: list[str] | None = None) -> int:
             return reference.predict_raw(frames)
 
     engines = {p: TransNetV2Engine(reference, p).to(device) for p in ("fp32", "bf16")}
+    workers = ThreadPoolExecutor(args.batch)
+    one_each = list(frames.split(1))
+
+    def engine_bf16_in_threads():
+        """The same windows as one-window passes, all at once in threads (what
+        sseg.shot_detect.window_workers does on a CPU with one torch thread)."""
+        return list(workers.map(engines["bf16"], one_each))
+
     contenders = {
         "reference fp32": lambda: reference.predict_raw(frames),
         "reference, bf16 autocast": autocast_reference,
         "engine fp32": lambda: engines["fp32"](frames),
         "engine bf16": lambda: engines["bf16"](frames),
+        f"engine bf16, {args.batch} one-window passes in {args.batch} threads": (
+            engine_bf16_in_threads
+        ),
     }
     from sseg.precision import cpu_has_native_bf16
 

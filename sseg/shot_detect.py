@@ -392,8 +392,9 @@ MAX_WINDOW_WORKERS = 4
 
 def window_workers(device: str) -> int:
     """TransNetV2 forward passes to run at once: on a CPU, one per ``torch.get_num_threads()``
-    cores (two one-thread passes in two threads ran 1.9x one pass at a time on 2 cores,
-    where one pass on two threads gains far less: bench/bench_transnetv2.py); one on a GPU.
+    cores; one on a GPU. Two one-thread passes in two threads ran 1.9x one pass at a time
+    on 2 cores (bench/results/cpu-transnetv2.md), and unlike more torch threads per pass
+    they never spin-wait for a core that the decoder or CLIP holds.
     """
     if not device.startswith("cpu"):
         return 1
