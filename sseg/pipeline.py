@@ -1,13 +1,16 @@
 """Video file in, scenes out: ``sseg.segment(path, **options) -> SegmentationResult``.
 
-Stages: decode + shot detection (:mod:`sseg.shot_detect`), keyframes streamed
-(:mod:`sseg.keyframes`) into frozen CLIP encoding (:mod:`sseg.keyframe_features`) in
-one decoding pass, test-time splitting (:mod:`sseg.splitting`), SceneModel inference, grouping
-(:mod:`sseg.scenes`). Each stage's wall time is recorded in ``timings``.
+Stages: decode + shot detection (:mod:`sseg.shot_detect`) with the keyframes of settled
+shots taken from the same decoded frames (:mod:`sseg.keyframe_collector`) and encoded by
+frozen CLIP in a worker thread (:mod:`sseg.keyframe_features`), test-time splitting
+(:mod:`sseg.splitting`), SceneModel inference, grouping (:mod:`sseg.scenes`). Decoding
+starts before the models load (:func:`start_decoding`, :func:`load_models_in_background`).
+Each stage's wall time is recorded in ``timings``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import time
@@ -420,7 +423,8 @@ def _segment(
         )
         encoding = feed.encoding_when_ready()
     except BaseException:
-        feed.close()
+        with contextlib.suppress(Exception):  # the detection error is the one to report
+            feed.close()
         raise
     models = feed.models
     timings["load_models"] = models.load_seconds
