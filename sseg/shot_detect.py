@@ -392,9 +392,9 @@ MAX_WINDOW_WORKERS = 4
 
 def window_workers(device: str) -> int:
     """TransNetV2 forward passes to run at once: on a CPU, one per ``torch.get_num_threads()``
-    cores; one on a GPU. Two one-thread passes in two threads ran 1.9x one pass at a time
-    on 2 cores (bench/results/cpu-transnetv2.md), and unlike more torch threads per pass
-    they never spin-wait for a core that the decoder or CLIP holds.
+    cores; one on a GPU. On 2 shared cores two one-thread passes in two threads ran 1.03x
+    to 1.93x one pass at a time (bench/bench_transnetv2.py), and unlike more torch threads
+    per pass they never spin-wait for a core that the decoder or CLIP holds.
     """
     if not device.startswith("cpu"):
         return 1
