@@ -498,6 +498,9 @@ def detect_shots(
         bar.refresh()
     finally:
         bar.close()
+        close = getattr(decoded, "close", None)
+        if close is not None:  # an error midway: stop the decoder thread now, not at GC
+            close()
     frame_indices = np.asarray(indices, dtype=np.int64)
     if len(frame_indices) == 0:
         raise InputError(

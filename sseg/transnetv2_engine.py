@@ -7,7 +7,8 @@ computes (the reference, beside it in the tests), with the same weights rearrang
 * the 3-D trunk runs channels-last (oneDNN's native layout: no reorder around every
   convolution), in ``bf16`` (see :mod:`sseg.precision`); the (1, 2, 2) average pooling
   is four strided adds that keep that layout; ReLUs and the shortcut add run in place
-  (the same values with fewer activation buffers: 9-17% less CPU time per pass, A/B);
+  (the same values with fewer activation buffers: 3-17% less CPU time per pass in three
+  interleaved A/Bs on a noisy host);
 * the heads (frame similarity, colour histograms, classifier) stay in fp32; the frame
   similarity takes its spatial means straight into fp32.
 

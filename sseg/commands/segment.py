@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ..outputs.images import ImageOptions
     from ..outputs.naming import FileNameTemplate
 
@@ -370,10 +372,10 @@ def _write(result, job: Job, plan: OutputPlan) -> list[Path]:
 
 
 def _segment_one(
-    job: Job, plan: OutputPlan, args: argparse.Namespace, models: dict, decoding=None
+    job: Job, plan: OutputPlan, args: argparse.Namespace, models: Future, decoding=None
 ) -> None:
-    """Segment ``job.video`` (``decoding``: already started for it), write its outputs and
-    fill in the job's numbers."""
+    """Segment ``job.video`` (``models``: :func:`_load_models`' Future; ``decoding``: already
+    started for this video), write its outputs and fill in the job's numbers."""
     from ..errors import SsegError
     from ..pipeline import segment
 
