@@ -2,8 +2,10 @@
 
 A shot's keyframes (:func:`sseg.keyframes.keyframe_indices`) depend on where the shot
 ends, which the detector knows only some frames later. :class:`KeyframeCollector`
-therefore keeps every decoded frame (at keyframe size) that can still become a
-keyframe, and the detector reports its progress with :meth:`KeyframeCollector.settle`:
+therefore keeps every decoded frame (a :class:`~sseg.video.KeyframePicture`: keyframe
+size, still in the decoder's pixel format) that can still become a keyframe, and
+converts to RGB only the keyframes. The detector reports its progress with
+:meth:`KeyframeCollector.settle`:
 the shot starts it considers final up to a frontier frame. Then
 
 * the keyframes of each shot closed before the frontier go to ``on_keyframes`` (the
@@ -27,6 +29,9 @@ import numpy as np
 
 from .keyframes import keyframe_indices
 from .shots import Shot
+from .video import KeyframePicture
+
+Picture = KeyframePicture | np.ndarray  # an RGB array is kept as it is
 
 MAX_BYTES = 256 * 2**20  # kept frames beyond this: the open shot's are dropped (second pass)
 
@@ -52,7 +57,7 @@ class KeyframeCollector:
         self.k = k
         self.on_keyframes = on_keyframes
         self.max_bytes = max_bytes
-        self.frames: dict[int, np.ndarray] = {}  # frame index -> keyframe-size RGB
+        self.frames: dict[int, Picture] = {}  # frame index -> keyframe-size picture
         self.kept_bytes = 0
         self.peak_bytes = 0
         self.emitted: set[int] = set()
@@ -60,12 +65,12 @@ class KeyframeCollector:
         self._closed_until = None  # start of the open shot (frame index), None = first frame
         self._first: int | None = None
 
-    def add(self, index: int, rgb: np.ndarray) -> None:
+    def add(self, index: int, picture: Picture) -> None:
         """A decoded frame (keyframe size), in decoding order."""
         if self._first is None:
             self._first = index
-        self.frames[index] = rgb
-        self.kept_bytes += rgb.nbytes
+        self.frames[index] = picture
+        self.kept_bytes += picture.nbytes
         self.peak_bytes = max(self.peak_bytes, self.kept_bytes)
         if self.kept_bytes > self.max_bytes:
             self._shed()
@@ -82,7 +87,9 @@ class KeyframeCollector:
         for start, end in zip([open_start, *new], new, strict=False):  # closed shots
             row = keyframe_indices([Shot(start, end, 0.0, 0.0)], self.k)[0]
             ready += [
-                (int(i), j, self.frames[int(i)]) for j, i in enumerate(row) if i in self.frames
+                (int(i), j, _rgb(self.frames[int(i)]))
+                for j, i in enumerate(row)
+                if i in self.frames
             ]
         if new:
             open_start = self._closed_until = new[-1]
@@ -99,7 +106,7 @@ class KeyframeCollector:
         frames no longer kept (emitted ones excluded): ``(pictures, missing)``."""
         wanted = set(keyframe_indices(shots, self.k).reshape(-1).tolist()) if shots else set()
         pending = wanted - self.emitted
-        pictures = {i: self.frames[i] for i in pending if i in self.frames}
+        pictures = {i: _rgb(self.frames[i]) for i in pending if i in self.frames}
         self._drop(list(self.frames))
         self.refetch = pending - set(pictures)
         return pictures, set(self.refetch)
@@ -113,6 +120,10 @@ class KeyframeCollector:
 
     def _drop(self, indices: list[int]) -> None:
         for index in indices:
-            rgb = self.frames.pop(index, None)
-            if rgb is not None:
-                self.kept_bytes -= rgb.nbytes
+            picture = self.frames.pop(index, None)
+            if picture is not None:
+                self.kept_bytes -= picture.nbytes
+
+
+def _rgb(picture: Picture) -> np.ndarray:
+    return picture if isinstance(picture, np.ndarray) else picture.rgb()

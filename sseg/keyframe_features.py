@@ -304,7 +304,11 @@ def encode_collected_keyframes(
         if missing:
             size = scaled_size(video.info.width, video.info.height)
             for frame in video.frames(
-                size=size, start_frame=min(missing), end_frame=max(missing) + 1, wanted=missing
+                size=size,
+                start_frame=min(missing),
+                end_frame=max(missing) + 1,
+                wanted=missing,
+                keyframe=True,
             ):
                 encoding.add(frame.index, frame.rgb, thumbnail=frame.index in middle)
         encoding.flush()

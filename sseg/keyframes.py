@@ -57,7 +57,7 @@ def iter_keyframes(
     width, height = scaled_size(video.info.width, video.info.height, short_side)
     first, last = int(index.min()), int(index.max()) + 1
     decoded = video.frames(
-        size=(width, height), start_frame=first, end_frame=last, wanted=set(slots)
+        size=(width, height), start_frame=first, end_frame=last, wanted=set(slots), keyframe=True
     )
     for frame in prefetched(decoded, PREFETCH_KEYFRAMES):  # decoding overlaps encoding
         yield slots[frame.index], frame.rgb
@@ -97,7 +97,7 @@ def keyframes_for_shots(
         leave=False,
     ) as bar:
         for frame in video.frames(
-            size=(width, height), start_frame=first, end_frame=last, wanted=wanted
+            size=(width, height), start_frame=first, end_frame=last, wanted=wanted, keyframe=True
         ):
             found[frame.index] = frame.rgb
             bar.update(1)

@@ -52,21 +52,6 @@ class VideoInfo:
 
 
 @dataclass(frozen=True)
-class Frame:
-    """One decoded frame: index, presentation time (s), RGB pixels, display duration (s).
-
-    ``keyframe`` is the same picture at a second size when :meth:`Video.frames` was
-    asked for one (the detector and the keyframes then share one decoding pass).
-    """
-
-    index: int
-    time: float
-    rgb: np.ndarray  # (H, W, 3) uint8, displayed orientation
-    duration: float = 0.0
-    keyframe: np.ndarray | None = None  # (h, w, 3) uint8, displayed orientation
-
-
-@dataclass(frozen=True)
 class Orientation:
     """Pixel transform of a display matrix: transpose first, then flip rows / columns."""
 
@@ -97,6 +82,49 @@ class Orientation:
 
 
 UPRIGHT = Orientation()
+
+
+class KeyframePicture:
+    """A frame scaled to keyframe size in its own pixel format; RGB when asked.
+
+    Keyframe pictures are scaled in the decoder's format (YUV 4:2:0 for most video: a
+    third of the work of scaling straight to RGB, half the bytes to keep) and converted
+    to RGB only by :meth:`rgb`, so a decoding pass that keeps every frame that may
+    become a keyframe converts just the ones that do. Every keyframe path makes its
+    pictures this way (:meth:`Video.frames` with ``keyframe=True``), so they are equal.
+    """
+
+    __slots__ = ("_scaled", "_orientation")
+
+    def __init__(self, scaled, orientation: Orientation):
+        self._scaled = scaled  # av.VideoFrame at keyframe size, coded orientation
+        self._orientation = orientation
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(plane.buffer_size for plane in self._scaled.planes)
+
+    def rgb(self) -> np.ndarray:
+        """(h, w, 3) uint8 RGB in displayed orientation (the source's colour matrix, range)."""
+        converter = _av().video.reformatter.VideoReformatter()  # no scaling: cheap to set up
+        rgb = converter.reformat(self._scaled, format="rgb24", threads=1).to_ndarray()
+        return self._orientation.apply(rgb)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: index, presentation time (s), RGB pixels, display duration (s).
+
+    ``keyframe`` is the same picture at keyframe size when :meth:`Video.frames` was
+    asked for one (the detector and the keyframes then share one decoding pass).
+    """
+
+    index: int
+    time: float
+    rgb: np.ndarray  # (H, W, 3) uint8, displayed orientation
+    duration: float = 0.0
+    keyframe: KeyframePicture | None = None
 
 
 def orientation_from_matrix(matrix: np.ndarray) -> Orientation | None:
@@ -174,6 +202,7 @@ class Video:
         start_time: float | None = None,
         end_time: float | None = None,
         draft: bool = False,
+        keyframe: bool = False,
         keyframe_size: tuple[int, int] | None = None,
     ) -> Iterator[Frame]:
         """Yield frames in order, as RGB arrays in displayed orientation.
@@ -188,8 +217,10 @@ class Video:
                 ``[start_time, end_time)`` seconds.
             draft: scale to ``size`` by area averaging (analysis frames: cheaper than
                 the default bilinear filter for large reductions, and no aliasing).
+            keyframe: scale to ``size`` as keyframe pictures are scaled (bilinear, in
+                the decoder's pixel format, then RGB: :class:`KeyframePicture`).
             keyframe_size: also give each yielded frame at this displayed (width,
-                height), bilinear, in :attr:`Frame.keyframe`.
+                height) as a :class:`KeyframePicture` in :attr:`Frame.keyframe`.
 
         Frames are always fully decoded (the in-loop filters run), so analysis frames,
         keyframes and features all see the same pictures.
@@ -271,21 +302,22 @@ class Video:
                     ):
                         return
                     try:
-                        rgb = scaler.reformat(
-                            frame, *(coded or (None, None)), format="rgb24",
-                            interpolation="AREA" if draft else None, threads=1,
-                        ).to_ndarray()  # fmt: skip
-                        keyframe = None
-                        if keyframe_coded is not None:
-                            keyframe = self.orientation.apply(
-                                keyframe_scaler.reformat(
-                                    frame, *keyframe_coded, format="rgb24", threads=1
+                        if keyframe:
+                            rgb = self._keyframe_picture(scaler, frame, coded).rgb()
+                        else:
+                            rgb = self.orientation.apply(
+                                scaler.reformat(
+                                    frame, *(coded or (None, None)), format="rgb24",
+                                    interpolation="AREA" if draft else None, threads=1,
                                 ).to_ndarray()
-                            )
+                            )  # fmt: skip
+                        picture = None
+                        if keyframe_coded is not None:
+                            picture = self._keyframe_picture(keyframe_scaler, frame, keyframe_coded)
                     except (av.error.FFmpegError, ValueError):
                         self._skip("a frame could not be converted")
                         continue
-                    yield Frame(index, time, self.orientation.apply(rgb), duration, keyframe)
+                    yield Frame(index, time, rgb, duration, picture)
             finished = True
         finally:
             container.close()
@@ -299,6 +331,13 @@ class Video:
                 )
         if self.decoded_frames == 0:
             raise VideoError("no frame could be decoded (corrupt or empty video)", self.path)
+
+    def _keyframe_picture(self, scaler, frame, coded: tuple[int, int] | None) -> KeyframePicture:
+        """``frame`` scaled bilinearly to ``coded`` (None: as is) in its own pixel format."""
+        scaled = scaler.reformat(
+            frame, *(coded or (None, None)), format=frame.format.name, threads=1
+        )
+        return KeyframePicture(scaled, self.orientation)
 
     def _skip(self, _reason_text: str) -> None:
         self.skipped_frames += 1

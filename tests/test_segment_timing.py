@@ -145,7 +145,9 @@ def test_rotation_is_applied_to_sizes_keyframes_and_thumbnails(tmp_path, rotatio
     assert keyframes.shape[2:4] == ((224, 336) if upright else (336, 224))
     # The detector's pass gives the same keyframe pictures beside its small frames.
     size = scaled_size(video.info.width, video.info.height)
-    beside = {f.index: f.keyframe for f in video.frames((48, 27), draft=True, keyframe_size=size)}
+    beside = {
+        f.index: f.keyframe.rgb() for f in video.frames((48, 27), draft=True, keyframe_size=size)
+    }
     for row, pictures in zip(keyframe_indices(shots), keyframes, strict=True):
         assert all(np.array_equal(beside[int(i)], p) for i, p in zip(row, pictures, strict=True))
 
