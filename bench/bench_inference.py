@@ -292,6 +292,7 @@ def _write_comparison(rows: list[dict], info) -> None:
     out = Path(os.environ.get("SSEG_BENCH_OUT", Path(__file__).parent / "results"))
     base = next(r for r in rows if r["kind"] == "pyscenedetect")
     load = os.getloadavg()[0]
+    cores = os.cpu_count() or 1
     lines = [
         "# sseg vs PySceneDetect on a 720p H.264 clip (CPU)",
         "",
@@ -313,18 +314,22 @@ def _write_comparison(rows: list[dict], info) -> None:
         "(imports; `sseg segment` then loads its models in a thread while the video "
         "decodes: load_models in the stage times); "
         "real-time factor = video seconds / wall seconds; vs PySD = wall / PySceneDetect's "
-        "wall; peak RSS = the process's VmHWM.",
+        "wall; peak RSS = the process's VmHWM; CPU s = user + system seconds of all the "
+        f"process's threads; CPU-bound limit = the real-time factor if all {cores} cores "
+        "did that work with no wait (video seconds / (CPU s / cores)).",
         "",
         "| contender | shots | wall s (runs) | startup s | real-time factor | vs PySD wall | "
-        "peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "peak RSS MB | CPU s | CPU-bound limit |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         walls = ", ".join(f"{w:.1f}" for w in r.get("walls", [r["wall"]]))
+        cpu = r["cpu"]["total"]
         lines.append(
             f"| {CONTENDERS[r['kind']]} | {r['shots']} | {r['wall']:.1f} ({walls}) | "
             f"{r['startup']:.1f} | {info.duration / r['wall']:.1f}x | "
-            f"{r['wall'] / base['wall']:.2f} | {r['peak_rss_mb']:.0f} |"
+            f"{r['wall'] / base['wall']:.2f} | {r['peak_rss_mb']:.0f} | {cpu:.1f} | "
+            f"{info.duration / (cpu / cores):.1f}x |"
         )
     by_kind = {r["kind"]: r for r in rows}
     if {"sseg-default", "sseg-default-fp32"} <= set(by_kind):
@@ -341,5 +346,15 @@ def _write_comparison(rows: list[dict], info) -> None:
         if "stages" in r:
             stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())
             lines.append(f"* {CONTENDERS[r['kind']]}: {stages}")
+    lines += [
+        "",
+        "CPU seconds by thread group (the median run; `bench/contender.py` `ThreadCpu`: "
+        "threads sampled every 0.1 s, what ended between samples is 'unsampled'):",
+        "",
+    ]
+    for r in rows:
+        if r["kind"].startswith("sseg-"):
+            groups = ", ".join(f"{k} {v:.1f}" for k, v in r["cpu"]["by_group"].items() if v)
+            lines.append(f"* {CONTENDERS[r['kind']]}: {groups}")
     name = "gpu-vs-pyscenedetect.md" if CUDA else "cpu-vs-pyscenedetect.md"
     atomic_write_text(out / name, "\n".join(lines) + "\n")

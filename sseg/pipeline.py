@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -229,12 +231,15 @@ def load_models(
     precision: str = "auto",
     quiet: bool = True,
     loaded_model: tuple[Any, str] | None = None,
+    on_device: Callable[[str, str], None] | None = None,
 ) -> Models:
     """Resolve the device and precision and load the SceneModel and its CLIP image tower.
 
     ``clip_weights``: a local file, ``"random"`` (the seeded random init), or None for the
     backbone the model names (the demo model does). A precision note (e.g. fp16 on a CPU)
-    goes to stderr. Raises InputError for a model/weights mismatch or a missing file.
+    goes to stderr. ``on_device(device, precision)`` is called as soon as both are known
+    (before the models load). Raises InputError for a model/weights mismatch or a missing
+    file.
     """
     from .keyframe_features import resolve_device
     from .precision import resolve_precision
@@ -244,6 +249,8 @@ def load_models(
     precision, note = resolve_precision(precision, device)
     if note:
         print(f"sseg: {note}", file=sys.stderr)
+    if on_device is not None:
+        on_device(device, precision)
     scene_model, model_name = loaded_model or load_scene_model(model, device, quiet)
     meta = scene_model.meta
     seed = None
@@ -270,14 +277,28 @@ def load_models(
 def load_models_in_background(**options: Any) -> Future:
     """:func:`load_models` in a thread, started now: a Future of :class:`Models`.
 
-    Pass it as ``segment(models=...)``: with the content detector, shot detection starts
-    while torch and the models load (the keyframes it settles meanwhile wait for CLIP).
+    Pass it as ``segment(models=...)``: shot detection starts before the models are
+    loaded. The Future's ``device`` attribute is a Future of ``(device, precision)`` that
+    resolves once torch is imported and both are known, so TransNetV2 can start while the
+    SceneModel and CLIP still load (the content detector does not even wait for that);
+    settled keyframes wait for CLIP.
     """
-    pool = ThreadPoolExecutor(1, thread_name_prefix="sseg-load")
-    try:
-        return pool.submit(load_models, **options)
-    finally:
-        pool.shutdown(wait=False)
+    models: Future = Future()
+    device: Future = Future()
+    models.device = device
+
+    def load() -> None:
+        try:
+            loaded = load_models(**options, on_device=lambda *known: device.set_result(known))
+        except BaseException as exc:
+            if not device.done():
+                device.set_exception(exc)
+            models.set_exception(exc)
+        else:
+            models.set_result(loaded)
+
+    threading.Thread(target=load, name="sseg-load", daemon=True).start()
+    return models
 
 
 def segment(
@@ -402,8 +423,9 @@ def _segment(
     video, bounds = decoding.video, decoding.bounds
     timings: dict[str, float] = {}
     tick = time.perf_counter()
-    if detector != "content":  # TransNetV2 needs torch and the device first
-        models = _ready(models)
+    device, precision = "cpu", "fp32"  # the content detector needs neither
+    if detector != "content":  # TransNetV2 needs torch and the device first (not CLIP)
+        device, precision = _device_and_precision(models)
     # One decoding pass: the keyframes of each shot the detector has settled are encoded
     # (CLIP in a worker thread) while it goes on; see sseg.keyframe_collector.
     feed = _EncoderFeed(models, batch_size, KEYFRAMES)
@@ -414,9 +436,9 @@ def _segment(
             detector=detector,
             threshold=detector_threshold,
             min_shot_frames=min_shot_frames,
-            device=models.device if isinstance(models, Models) else "cpu",
+            device=device,
             quiet=quiet,
-            precision=models.precision if isinstance(models, Models) else "fp32",
+            precision=precision,
             keyframes=collector,
             decoded=decoding.frames,
             **bounds,
@@ -465,6 +487,15 @@ def _segment(
 
 def _ready(models: Models | Future) -> Models:
     return models.result() if isinstance(models, Future) else models
+
+
+def _device_and_precision(models: Models | Future) -> tuple[str, str]:
+    """``(device, precision)``, waiting only until they are known when still loading."""
+    early = getattr(models, "device", None)
+    if isinstance(early, Future):
+        return early.result()  # raises the loading error, if loading failed before
+    models = _ready(models)
+    return models.device, models.precision
 
 
 class _EncoderFeed:

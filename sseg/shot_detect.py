@@ -45,9 +45,10 @@ TRANSNET_SIZE = (48, 27)  # TransNetV2's input frames (width, height)
 FADE_THRESHOLD = 12.0  # mean RGB level (0-255) below which a frame counts as black
 FADE_STEP = 0.25  # brightness change per frame that still counts as part of a fade ramp
 PREFETCH_FRAMES = 256  # small frames decoded ahead while the detector scores earlier ones
-# With keyframe-size pictures (~270 KB each at 16:9) fewer: the decoder outpaces TransNetV2,
-# so this queue is full all along, and it is memory.
-PREFETCH_FRAMES_WITH_KEYFRAMES = 64
+# With keyframe-size pictures (YUV 4:2:0, ~135 KB each at 16:9): enough for the decoder to
+# work ahead while torch and the models load (~2 s, when nothing else can use the other
+# core), ~50 MB. Later the decoder outpaces TransNetV2 and this queue stays full.
+PREFETCH_FRAMES_WITH_KEYFRAMES = 384
 
 
 @dataclass

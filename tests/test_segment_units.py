@@ -136,3 +136,32 @@ def test_shots_from_cuts_are_contiguous_and_use_frame_indices():
     shots = shots_from_cuts(frames, [3], end_frame=17, fps=10.0)
     assert [(s.start_frame, s.end_frame) for s in shots] == [(10, 14), (14, 17)]
     assert shots[1].start_time == pytest.approx(1.4)
+
+
+def test_transnetv2_waits_only_for_the_device_while_models_load(monkeypatch):
+    """TransNetV2 needs (device, precision), known once torch is imported: it does not wait
+    for the SceneModel and CLIP, and a loading error before that point reaches it."""
+    import threading
+
+    import sseg.pipeline as pipeline
+
+    release = threading.Event()
+
+    def slow_load(on_device=None, **_):
+        on_device("cpu", "bf16")
+        release.wait(10)
+        return "models"
+
+    monkeypatch.setattr(pipeline, "load_models", slow_load)
+    loading = pipeline.load_models_in_background()
+    assert pipeline._device_and_precision(loading) == ("cpu", "bf16")
+    assert not loading.done()  # still loading the models
+    release.set()
+    assert loading.result(10) == "models"
+
+    def failing_load(on_device=None, **_):
+        raise InputError("no such device")
+
+    monkeypatch.setattr(pipeline, "load_models", failing_load)
+    with pytest.raises(InputError, match="no such device"):
+        pipeline._device_and_precision(pipeline.load_models_in_background())
