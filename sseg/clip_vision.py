@@ -187,19 +187,32 @@ class CLIPImageTower(nn.Module):
         cfg: VisionConfig,
         model_id: str = "",
         device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
     ) -> CLIPImageTower:
-        """A frozen eval-mode tower holding ``state``'s ``visual.*`` tensors (float32).
+        """A frozen eval-mode tower holding ``state``'s ``visual.*`` tensors in ``dtype``.
 
         ``state``'s keys and shapes must already match ``cfg`` (see :func:`expected_shapes`).
+        Tensors are taken and converted one at a time (``state`` may read each when it is
+        used: :class:`sseg.clip_backbone.SafetensorsTensors`), and ``weights_fingerprint``
+        (:func:`sseg.genres.image_tower_fingerprint` of the float32 weights) is taken on the
+        way, so loading in bf16 never holds a float32 copy of the tower.
         """
+        from .genres import WeightsFingerprint
+
         with torch.device("meta"):
             tower = cls(cfg, model_id)
-        own = {k: v for k, v in state.items() if k.startswith(PREFIX)}
-        tensors = {
-            k: v.to(device=device, dtype=torch.float32 if v.is_floating_point() else v.dtype)
-            for k, v in own.items()
-        }
+        fingerprint = WeightsFingerprint()
+        tensors = {}
+        for name in tower.state_dict():  # the module's order: the fingerprint's order
+            tensor = state[name]
+            if tensor.is_floating_point():
+                tensor = tensor.to(device=device, dtype=torch.float32)
+                fingerprint.add(name, tensor)
+                tensor = tensor.to(dtype)
+            tensors[name] = tensor.to(device)
+            del tensor  # the float32 (or file-backed) one goes before the next is read
         tower.load_state_dict(tensors, strict=True, assign=True)
+        tower.weights_fingerprint = fingerprint.hexdigest()
         return tower.eval().requires_grad_(False)
 
 

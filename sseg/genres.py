@@ -143,18 +143,35 @@ def image_tower_fingerprint(clip_model: torch.nn.Module) -> str:
 
 
 def _weights_fingerprint(clip_model: torch.nn.Module, visual: bool) -> str:
-    digest = hashlib.sha256()
-    with torch.no_grad():
-        for name, tensor in clip_model.state_dict().items():
-            if name.startswith("visual.") != visual or not tensor.is_floating_point():
-                continue
+    fingerprint = WeightsFingerprint()
+    for name, tensor in clip_model.state_dict().items():
+        if name.startswith("visual.") == visual:
+            fingerprint.add(name, tensor)
+    return fingerprint.hexdigest()
+
+
+class WeightsFingerprint:
+    """The weights hash of :func:`image_tower_fingerprint`, fed one tensor at a time (in
+    ``state_dict`` order), so a loader can take it before converting each tensor."""
+
+    def __init__(self):
+        self._digest = hashlib.sha256()
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        """Hash ``tensor`` (floating-point ones only, as the module's hash does)."""
+        if not tensor.is_floating_point():
+            return
+        with torch.no_grad():
             flat = tensor.detach().reshape(-1)
             step = max(1, flat.numel() // 4096)
             sample = flat[::step][:4096].to("cpu", torch.float32).contiguous()
-            digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
-            digest.update(repr(float(flat.sum(dtype=torch.float64))).encode())
-            digest.update(sample.numpy().tobytes())
-    return digest.hexdigest()[:16]
+            self._digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
+            self._digest.update(repr(float(flat.sum(dtype=torch.float64))).encode())
+            self._digest.update(sample.numpy().tobytes())
+
+    def hexdigest(self) -> str:
+        """The fingerprint (16 hex digits)."""
+        return self._digest.hexdigest()[:16]
 
 
 def _cache_key(texts: Sequence[str], model_id: str, fingerprint: str) -> str:

@@ -14,6 +14,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,24 +62,32 @@ def load_backbone(
 
 
 def load_image_backbone(
-    clip_weights: str | Path | None = None, seed: int | None = None, device: str = "cpu"
+    clip_weights: str | Path | None = None,
+    seed: int | None = None,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
 ):
     """The image side of :func:`load_backbone` without open_clip: (tower, preprocess).
 
-    Same weights and ``sseg_model_id``; see :func:`sseg.clip_backbone.load_image_tower`.
+    Same weights and ``sseg_model_id``, held in ``dtype``; see
+    :func:`sseg.clip_backbone.load_image_tower`.
     """
     from .clip_backbone import load_image_tower
 
-    return _quietly(load_image_tower, clip_weights, seed, device)
+    return _quietly(load_image_tower, clip_weights, seed, device, dtype=dtype)
 
 
-def _quietly(loader, clip_weights: str | Path | None, seed: int | None, device: str):
-    """``loader(weights, MODEL_NAME, device[, seed])`` without random-init warnings/logs."""
+def _quietly(
+    loader, clip_weights: str | Path | None, seed: int | None, device: str, **options: Any
+):
+    """``loader(weights, MODEL_NAME, device[, seed], **options)`` without random-init
+    warnings/logs."""
     from .clip_backbone import NotSemanticWarning
 
     if clip_weights is not None and not Path(clip_weights).is_file():
         raise InputError("CLIP weights file not found", clip_weights)
     kwargs = {} if seed is None or clip_weights is not None else {"seed": int(seed)}
+    kwargs.update(options)
     root = logging.getLogger()  # open_clip logs "no pretrained weights" at WARNING
     level = root.level
     root.setLevel(max(level, logging.ERROR))

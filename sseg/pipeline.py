@@ -159,8 +159,9 @@ def _backbone(clip_weights: str | None, seed: int | None, device: str, precision
     ``(tower, preprocess, fingerprint)``.
 
     On a CPU with ``precision`` bf16 the cached tower holds bf16 weights (oneDNN's bf16
-    matmuls; the fp32 copy is not kept; the tower casts its input to them). The image-tower
-    fingerprint is taken from the fp32 weights, before the cast.
+    matmuls; the tower casts its input to them), converted tensor by tensor as they are
+    read, so no fp32 copy of the tower is ever held. The image-tower fingerprint is taken
+    from the fp32 weights on the way.
     """
     from .keyframe_features import load_image_backbone
     from .precision import PRECISIONS
@@ -169,9 +170,8 @@ def _backbone(clip_weights: str | None, seed: int | None, device: str, precision
     path = None if clip_weights is None else str(Path(clip_weights).resolve())
     key = (path, seed, device, dtype)
     if key not in _BACKBONES:
-        tower, preprocess = load_image_backbone(clip_weights, seed=seed, device=device)
-        fingerprint = _image_tower_fingerprint(tower)
-        _BACKBONES[key] = (tower.to(dtype), preprocess, fingerprint)
+        tower, preprocess = load_image_backbone(clip_weights, seed=seed, device=device, dtype=dtype)
+        _BACKBONES[key] = (tower, preprocess, tower.weights_fingerprint)
     return _BACKBONES[key]
 
 
@@ -192,12 +192,6 @@ def _check_backbone_weights(meta: dict, fingerprint: str, model_name: str) -> No
             "the CLIP weights given (--clip-weights) are different",
             model_name,
         )
-
-
-def _image_tower_fingerprint(backbone) -> str:
-    from .genres import image_tower_fingerprint
-
-    return image_tower_fingerprint(backbone)
 
 
 def load_scene_model(model: str | Path | None, device: str, quiet: bool = True):

@@ -177,3 +177,60 @@ def test_unwritable_cache_only_warns(reference, images, monkeypatch):
         tower, _ = load_image_tower(None, seed=SEED)
     assert not random_visual_cache_path("ViT-B-32", SEED).exists()
     _assert_same_tower(tower, reference[0], images)
+
+
+def test_bf16_load_keeps_the_fp32_fingerprint_and_outputs(reference, images):
+    """Loaded straight into bf16 (tensor by tensor), the tower records the fp32 weights'
+    fingerprint and encodes like the fp32 tower, to bf16 rounding."""
+    clip_model = reference[0]
+    state = clip_model.state_dict()
+    fp32 = CLIPImageTower.from_state_dict(state, VIT_B_32, clip_model.sseg_model_id)
+    bf16 = CLIPImageTower.from_state_dict(
+        state, VIT_B_32, clip_model.sseg_model_id, dtype=torch.bfloat16
+    )
+    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
+    assert bf16.weights_fingerprint == fp32.weights_fingerprint
+    assert fp32.weights_fingerprint == image_tower_fingerprint(clip_model)
+    with torch.inference_mode():
+        exact, rounded = fp32.encode_image(images), bf16.encode_image(images).float()
+    assert torch.nn.functional.cosine_similarity(exact, rounded).min() > 0.99
+
+
+_PEAK_SCRIPT = """
+import sys, torch
+from sseg.clip_backbone import SafetensorsTensors
+from sseg.clip_vision import CLIPImageTower, VisionConfig
+
+def peak_mb():
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+cfg = VisionConfig(width=512, layers=8, mlp_width=2048)
+before = peak_mb()
+tower = CLIPImageTower.from_state_dict(SafetensorsTensors(sys.argv[1]), cfg, dtype=torch.bfloat16)
+print(peak_mb() - before)
+"""
+
+
+def test_bf16_load_from_safetensors_never_holds_the_fp32_tower(tmp_path):
+    """Each tensor is read and converted in turn: the peak grows by about the bf16 tower,
+    not by the fp32 file on top of it (as reading it through one open handle did)."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import save_file
+
+    cfg = VisionConfig(width=512, layers=8, mlp_width=2048)
+    with torch.device("meta"):
+        shapes = CLIPImageTower(cfg).state_dict()
+    state = {name: torch.randn(t.shape) for name, t in shapes.items()}
+    file_mb = sum(t.numel() * 4 for t in state.values()) / 2**20
+    path = tmp_path / "tower.safetensors"
+    save_file(state, str(path))
+    del state
+    run = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, str(path)], capture_output=True, text=True, check=True
+    )
+    growth = float(run.stdout.strip().splitlines()[-1])
+    assert file_mb > 90  # a file big enough to tell the two apart
+    assert growth < file_mb  # about half (bf16) + one tensor; through one handle: 1.5x
