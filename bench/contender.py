@@ -111,6 +111,12 @@ def _process_cpu() -> float:
 def run(kind: str, path: str) -> dict:
     """Time one contender (see ``CONTENDERS`` in bench_inference.py)."""
     began = time.perf_counter()
+    if kind.startswith("sseg-") and not kind.startswith("sseg-detect-"):
+        # `sseg segment` sets this before its threads start; glibc fixes the arena limit
+        # when the first thread allocates, which the CPU sampler below would do first.
+        from sseg.threads import share_one_malloc_arena  # standard library only
+
+        share_one_malloc_arena()
     cpu = ThreadCpu()
     out: dict = {"kind": kind}
     if kind == "pyscenedetect":

@@ -1,4 +1,5 @@
-"""CPU thread count for torch: ``--threads N`` or the measured default for this machine.
+"""CPU thread count for torch: ``--threads N`` or the measured default for this machine;
+and one malloc arena for the threads of ``sseg segment`` (:func:`share_one_malloc_arena`).
 
 On a machine with few cores shared with other jobs, torch's default (one OpenMP thread
 per core) makes small models *slower*: threads spin-wait for cores that other processes
@@ -62,3 +63,29 @@ def apply_threads(threads: int) -> None:
     torch.set_num_threads(threads)
     with contextlib.suppress(RuntimeError):  # already set, or parallel work has started
         torch.set_num_interop_threads(threads)
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def share_one_malloc_arena() -> bool:
+    """Make glibc's malloc serve every thread from one arena; True if it did.
+
+    glibc gives each thread that allocates its own arena and keeps freed memory in it:
+    ``sseg segment`` runs a decoder, two TransNetV2 passes and CLIP in threads, each
+    freeing large activations that another arena cannot reuse. On the 61 s 720p bench
+    clip one arena kept the command's peak RSS at 845-896 MB against 989-1040 MB (3 runs
+    each, interleaved), at no measurable cost in speed (the allocations are few and large).
+    Call it before the threads start. Skipped where ``MALLOC_ARENA_MAX`` is set (the
+    user's choice) and off glibc.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return False
+    return bool(mallopt(M_ARENA_MAX, 1))

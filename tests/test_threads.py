@@ -26,3 +26,22 @@ def test_threads_set_before_torch_loads_apply_when_a_thread_loads_it():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"
+
+
+def test_one_malloc_arena_unless_the_user_chose():
+    """In fresh processes (it changes the process's malloc for good)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from sseg.threads import share_one_malloc_arena as f; print(f())"
+
+    def run(**env: str) -> str:
+        clean = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    assert run(MALLOC_ARENA_MAX="4") == "False"  # the user's setting stands
+    assert run() == str(sys.platform.startswith("linux"))

@@ -493,9 +493,11 @@ def run(args: argparse.Namespace) -> int:
     (with ``--keep-going``); an error raised here stops the run (one line, its own status).
     """
     from ..errors import SsegError
+    from ..threads import share_one_malloc_arena
 
     jobs = _jobs(args)
     plan = _output_plan(args, jobs)
+    share_one_malloc_arena()  # before any thread starts: peak memory (see its docstring)
     first = _start_decoding(jobs[0], args) if jobs else None  # decodes while models load
     models = _load_models(args)
     first_failure: SsegError | None = None
