@@ -53,8 +53,8 @@ def make_videos(root: Path) -> list[Path]:
 
 def run_extract(encoder, videos: list[Path], store: Path, workers: int) -> tuple[float, int]:
     """Seconds for one extraction, and keyframes stored."""
-    from sseg.extract import extract
-    from sseg.features import FeatureStore
+    from sseg.store.extract import extract
+    from sseg.store.features import FeatureStore
 
     start = time.perf_counter()
     extract(videos, store, lambda: encoder, detector="content", device=DEVICE, progress=False,
@@ -84,7 +84,7 @@ def vit_ceiling(encoder, keyframes: int) -> float:
 
 def main() -> None:
     """Measure and write ``bench/results/<device>-extract.md``."""
-    from sseg.extract import KeyframeEncoder
+    from sseg.store.extract import KeyframeEncoder
 
     if THREADS:
         torch.set_num_threads(THREADS)

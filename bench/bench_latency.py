@@ -57,11 +57,11 @@ except ModuleNotFoundError:  # not installed: kernels/ is the sseg.kernels packa
     sseg.__path__.append(str(ROOT))
 
 from sseg.atomic import atomic_write_text  # noqa: E402
-from sseg.context import ContextConfig  # noqa: E402
 from sseg.deploy.export import export_to_file, load_scorer  # noqa: E402
 from sseg.deploy.streaming import MOVIENET_MEDIAN_SHOT_SECONDS, StreamingSegmenter  # noqa: E402
 from sseg.deploy.windows import WindowScorer  # noqa: E402
-from sseg.model import SceneModel  # noqa: E402
+from sseg.modeling.context import ContextConfig  # noqa: E402
+from sseg.modeling.model import SceneModel  # noqa: E402
 
 KEYFRAMES, DIM, GENRES = 3, 512, 21
 IMPLS = ("eager", "compile", "export", "aoti")

@@ -30,10 +30,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from sseg.features import FeatureStore
-from sseg.pretrain import PretrainBatch, WindowBatcher, build_objective, load_genre_bank
-from sseg.pretrain_config import PretrainConfig
-from sseg.synthetic import write_synthetic_store
+from sseg.store.features import FeatureStore
+from sseg.training.pretrain import PretrainBatch, WindowBatcher, build_objective, load_genre_bank
+from sseg.training.pretrain_config import PretrainConfig
+from sseg.training.synthetic import write_synthetic_store
 
 CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if CUDA else "cpu"
@@ -67,7 +67,7 @@ class Setup:
 
     def load_vit(self) -> None:
         """The random-init frozen CLIP ViT-B/32 (needs open_clip)."""
-        from sseg.clip_backbone import load_clip
+        from sseg.modeling.clip_backbone import load_clip
 
         self.vit, _, _ = load_clip(None, device=DEVICE)
 

@@ -3,7 +3,7 @@
 Stores of 10k, 100k and 1M shots (videos of 1000 shots, K=3, D=512 float16: 3 GB at 1M)
 are generated straight into the feature-store format (random features: the data path
 does not care what the numbers are). Each run is a fresh process running the real
-``sseg pretrain`` loop (:func:`sseg.pretrain.run_pretraining`, default model: hidden 768,
+``sseg pretrain`` loop (:func:`sseg.training.pretrain.run_pretraining`, default model: hidden 768,
 8 heads, 2 layers; windows of 17, 3 anchors, idw) and reports, from its
 ``metrics.csv``: median step time, steps/s, windows/s, the time a step waited for its
 batch (``data_ms``), and the process's anonymous resident memory (heap; the memmapped
@@ -52,7 +52,7 @@ HEADER = (
 
 def generate_store(path: Path, shots: int, seed: int = 0) -> None:
     """A store of ``shots`` random shots in videos of 1000 (shards of 50k shots)."""
-    from sseg.features import FeatureStoreWriter
+    from sseg.store.features import FeatureStoreWriter
 
     rng = np.random.default_rng(seed)
     with FeatureStoreWriter(path, shard_size=50_000, meta={"source": "bench"}) as writer:
@@ -67,9 +67,9 @@ def generate_store(path: Path, shots: int, seed: int = 0) -> None:
 CHILD = """
 import json, os, sys
 import torch
-from sseg.pretrain import run_pretraining
-from sseg.pretrain_config import PretrainConfig
-from sseg.train_log import read_metrics
+from sseg.training.pretrain import run_pretraining
+from sseg.training.pretrain_config import PretrainConfig
+from sseg.training.train_log import read_metrics
 
 threads = int(sys.argv[5])
 if threads:

@@ -21,8 +21,8 @@ import json, sys, time
 t0 = time.perf_counter()
 import torch
 t1 = time.perf_counter()
-from sseg.pipeline import load_scene_model
-from sseg import keyframe_features as kf
+from sseg.segmentation.pipeline import load_scene_model
+from sseg.segmentation import keyframe_features as kf
 model, _ = load_scene_model(None, "cpu")
 t2 = time.perf_counter()
 loader = getattr(kf, sys.argv[1])
@@ -38,8 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    from sseg.demo import DEMO_SEED, ensure_demo_model
-    from sseg.keyframe_features import load_image_backbone
+    from sseg.segmentation.demo import DEMO_SEED, ensure_demo_model
+    from sseg.segmentation.keyframe_features import load_image_backbone
 
     ensure_demo_model()  # warm: demo model and image-tower cache exist
     load_image_backbone(None, seed=DEMO_SEED)

@@ -22,8 +22,8 @@ WORKER = r"""
 import json, statistics, sys, time
 import torch
 from torch.nn import functional as F
-from sseg.context import ContextConfig
-from sseg.model import SceneModel
+from sseg.modeling.context import ContextConfig
+from sseg.modeling.model import SceneModel
 threads, steps = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(threads)
 torch.manual_seed(0)

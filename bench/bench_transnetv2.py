@@ -24,8 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
-from sseg.shot_detect import _TransNetV2  # noqa: E402
-from sseg.transnetv2_engine import TransNetV2Engine  # noqa: E402
+from sseg.segmentation.shot_detect import _TransNetV2  # noqa: E402
+from sseg.segmentation.transnetv2_engine import TransNetV2Engine  # noqa: E402
 
 
 def conv_flops(model: torch.nn.Module, frames: torch.Tensor) -> int:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def engine_bf16_in_threads():
         """The same windows as one-window passes, all at once in threads (what
-        sseg.shot_detect.window_workers does on a CPU with one torch thread)."""
+        sseg.segmentation.shot_detect.window_workers does on a CPU with one torch thread)."""
         return list(workers.map(engines["bf16"], one_each))
 
     contenders = {
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             engine_bf16_in_threads
         ),
     }
-    from sseg.precision import cpu_has_native_bf16
+    from sseg.segmentation.precision import cpu_has_native_bf16
 
     table = benchlib.ProgressiveTable(
         benchlib.results_dir(args.out) / f"{benchlib.device_slug()}-transnetv2.md",

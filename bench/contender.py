@@ -126,17 +126,17 @@ def run(kind: str, path: str) -> dict:
         scenes = detect(path, AdaptiveDetector())
         out["starts"] = [start.get_frames() for start, _ in scenes]
     elif kind.startswith("sseg-detect-"):
-        from sseg.pipeline import detect_shots
+        from sseg.segmentation.pipeline import detect_shots
 
         ready = time.perf_counter()
         shots, _ = detect_shots(path, detector=kind.rsplit("-", 1)[1], device="auto")
         out["starts"] = [shot.start_frame for shot in shots]
     else:
-        import sseg.pipeline
+        import sseg.segmentation.pipeline
         from sseg.cli import main
 
         results = []
-        segment = sseg.pipeline.segment
+        segment = sseg.segmentation.pipeline.segment
         called: list[float] = []
 
         def recording_segment(*args, **kwargs):
@@ -144,7 +144,7 @@ def run(kind: str, path: str) -> dict:
             results.append(segment(*args, **kwargs))
             return results[-1]
 
-        sseg.pipeline.segment = recording_segment
+        sseg.segmentation.pipeline.segment = recording_segment
         argv = [
             "segment",
             path,

@@ -165,9 +165,9 @@ PY
 fi
 
 # the tests that use the GPU (the CPU-only suites need no device and run in CI)
-TESTS=(tests/test_gpu.py tests/test_pseudo_boundary_cuda.py tests/test_ag_residual.py)
+TESTS=(tests/test_gpu.py tests/ops/test_pseudo_boundary_cuda.py tests/kernels/test_ag_residual.py)
 section imports 60 "$PY" -c "
-import sseg.kernels, sseg.kernels.ag_residual, sseg.ops, sseg.model, sseg.pretrain
+import sseg.kernels, sseg.kernels.ag_residual, sseg.ops, sseg.modeling.model, sseg.training.pretrain
 print('sseg imports without open_clip / av / transnetv2')"
 export SSEG_AUTOTUNE=quick
 PYTEST=("$PY" -m pytest -q -p no:cacheprovider -o addopts=)

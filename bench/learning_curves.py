@@ -26,12 +26,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from sseg.benchmarks import context_rule_scores, neighbour_cosine_scores, write_proxy_benchmark
-from sseg.context import ContextConfig
 from sseg.data.annotations import load_labels, select_videos
-from sseg.features import FeatureStore
-from sseg.finetune import LabelledShots
-from sseg.metrics import average_precision
-from sseg.model import SceneModel
+from sseg.evaluation.metrics import average_precision
+from sseg.modeling.context import ContextConfig
+from sseg.modeling.model import SceneModel
+from sseg.store.features import FeatureStore
+from sseg.training.finetune import LabelledShots
 
 WINDOW = 17
 

@@ -6,7 +6,7 @@ generator seeds.
 
 The context rule scores shot i by 1 - cos(mean of shots i-3..i, mean of shots i+1..i+4):
 a hand-written check that scenes are recoverable from a window of shots. Both rules
-also run with test-time splitting (sseg.splitting, 3 sub-shots, merged at the last one).
+also run with test-time splitting (sseg.evaluation.splitting, 3 sub-shots, merged at the last one).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from sseg.atomic import atomic_write_text
 from sseg.benchmarks import MOVIENET_TEST_FIGURES, proxy_statistics, write_proxy_benchmark
 from sseg.benchmarks.proxy_stats import context_rule_scores, neighbour_cosine_scores
 from sseg.data.annotations import select_videos
-from sseg.features import FeatureStore
-from sseg.metrics import average_precision
-from sseg.splitting import split_long_shots
+from sseg.evaluation.metrics import average_precision
+from sseg.evaluation.splitting import split_long_shots
+from sseg.store.features import FeatureStore
 
 TAUS = (None, 60.0, 30.0, 10.0)  # test-time splitting thresholds (s)
 

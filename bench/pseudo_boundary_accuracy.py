@@ -24,9 +24,9 @@ import torch
 
 from sseg.benchmarks import write_proxy_benchmark
 from sseg.data.annotations import select_videos
-from sseg.features import FeatureStore
 from sseg.ops import pseudo_boundaries
-from sseg.sampling import sample_anchors
+from sseg.store.features import FeatureStore
+from sseg.training.sampling import sample_anchors
 
 MODES = ("sum", "mean", "mean_others")
 WINDOW = 17

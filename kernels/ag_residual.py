@@ -289,7 +289,7 @@ class AGResidual(nn.Module):
 
     ``forward(v, genre_mask=None)`` and ``shot_mean(v, genre_mask=None)``: an optional
     (N_g,) bool mask restricts G to the genres a video's metadata lists (see
-    :func:`sseg.genres.genre_mask`); an all-False or absent mask uses every genre.
+    :func:`sseg.modeling.genres.genre_mask`); an all-False or absent mask uses every genre.
     """
 
     def __init__(

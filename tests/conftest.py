@@ -1,6 +1,12 @@
 """Shared test set-up: Triton runs in its CPU interpreter where no GPU exists.
 
 Also fixtures several test files use: ``one_thread`` and ``make_synthetic_store``.
+
+Tests sit in folders mirroring sseg's sub-packages (``tests/segmentation/``, ...; tests
+spanning parts here), without ``__init__.py``: pytest puts each test file's folder on
+``sys.path`` (its default ``prepend`` import mode), so helpers beside the tests that use
+them (``deploy_helpers``, ``pb_bruteforce``) import by plain name, and test file names
+must stay unique across folders.
 """
 
 from __future__ import annotations
@@ -54,12 +60,12 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def make_synthetic_store(tmp_path_factory) -> Callable[..., object]:
-    """Factory of synthetic feature stores (:func:`sseg.synthetic.write_synthetic_store`).
+    """Factory of synthetic feature stores (:func:`sseg.training.synthetic.write_synthetic_store`).
 
     ``make_synthetic_store(num_videos, shots=(lo, hi), dim=32, seed=0)`` writes a new
     store in a fresh temporary folder and returns its ``FeatureStore``.
     """
-    from sseg.synthetic import write_synthetic_store
+    from sseg.training.synthetic import write_synthetic_store
 
     def make(num_videos: int, shots: tuple[int, int], dim: int = 32, seed: int = 0):
         path = tmp_path_factory.mktemp("synthetic") / "store"

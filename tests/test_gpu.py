@@ -10,8 +10,8 @@ pytestmark = pytest.mark.gpu
 
 def test_pretrain_step_on_cuda(make_synthetic_store):
     """One pre-training step on the GPU: kernels, CUDA pseudo-boundary op, bf16 autocast."""
-    from sseg.pretrain import WindowBatcher, build_objective, load_genre_bank
-    from sseg.pretrain_config import PretrainConfig
+    from sseg.training.pretrain import WindowBatcher, build_objective, load_genre_bank
+    from sseg.training.pretrain_config import PretrainConfig
 
     store = make_synthetic_store(4, shots=(40, 60), dim=64)
     cfg = PretrainConfig(store=str(store.root), out_dir="unused")
@@ -62,7 +62,7 @@ def test_bf16_shot_features_end_to_end_without_host_syncs(phi):
     """fp16 store features -> bf16 fused shot mean under autocast -> bf16 out; dW only."""
     from sseg.kernels import ag_residual_shot_mean_reference
 
-    from sseg.model import SceneModel
+    from sseg.modeling.model import SceneModel
 
     g = torch.nn.functional.normalize(torch.randn(21, 512), dim=-1)
     model = SceneModel(g, phi=phi, temperature=0.1).cuda()

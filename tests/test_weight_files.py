@@ -12,10 +12,10 @@ import torch
 
 from sseg import checkpoint
 from sseg.cli import main
-from sseg.clip_backbone import load_clip
-from sseg.context import ContextConfig
 from sseg.errors import InputError
-from sseg.model import SceneModel
+from sseg.modeling.clip_backbone import load_clip
+from sseg.modeling.context import ContextConfig
+from sseg.modeling.model import SceneModel
 from sseg.testing.videos import write_video
 
 

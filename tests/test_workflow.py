@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from sseg import extract as extract_module
 from sseg.checkpoint import load_checkpoint
 from sseg.cli import main
-from sseg.context import ContextConfig
-from sseg.features import FeatureStore
-from sseg.model import SceneModel
+from sseg.modeling.context import ContextConfig
+from sseg.modeling.model import SceneModel
+from sseg.store import extract as extract_module
+from sseg.store.features import FeatureStore
 from sseg.testing.videos import GeneratedVideo, write_video
 
 FPS = 10
@@ -352,7 +352,7 @@ def test_store_resumes_with_the_same_weights_from_another_file(tmp_path, monkeyp
     from PIL import Image
 
     from sseg.errors import InputError
-    from sseg.extract import KeyframeEncoder, extract
+    from sseg.store.extract import KeyframeEncoder, extract
 
     monkeypatch.setenv("SSEG_CACHE_DIR", str(tmp_path / "cache"))
     for vid, value in (("v1", 40), ("v2", 200), ("v3", 120)):

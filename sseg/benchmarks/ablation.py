@@ -159,7 +159,7 @@ class Ablation:
         log: Callable[[str], None] | None = None,
     ):
         from ..data.annotations import load_labels, select_videos
-        from ..features import FeatureStore
+        from ..store.features import FeatureStore
 
         self.data, self.settings = data, settings
         self.log = log or _timestamped
@@ -188,7 +188,7 @@ class Ablation:
         if path.is_file():
             return json.loads(path.read_text())
         model = self._model(training, seed)
-        from ..evaluation import predict_store, score
+        from ..evaluation.scoring import predict_store, score
 
         probs, _ = predict_store(model, self.store, self.test_ids, tau, 3, self.settings.device)
         result = _metrics_subset(
@@ -198,7 +198,7 @@ class Ablation:
         return result
 
     def _model(self, training: Training, seed: int):
-        from ..model import SceneModel
+        from ..modeling.model import SceneModel
 
         path = self.run_dir(training, seed) / "finetune" / "model.safetensors"
         if path.is_file():
@@ -206,16 +206,16 @@ class Ablation:
         return self._finetune(training, seed, path.parent)
 
     def _context_config(self):
-        from ..context import ContextConfig
+        from ..modeling.context import ContextConfig
 
         s = self.settings
         return ContextConfig(input_dim=self.store.dim, hidden=s.hidden, heads=s.heads,
                              layers=s.layers, window=s.window, dropout=s.dropout)  # fmt: skip
 
     def _pretrained(self, training: Training, seed: int):
-        from ..model import SceneModel
-        from ..pretrain import MODEL_FILE, run_pretraining
-        from ..pretrain_config import PretrainConfig
+        from ..modeling.model import SceneModel
+        from ..training.pretrain import MODEL_FILE, run_pretraining
+        from ..training.pretrain_config import PretrainConfig
 
         s = self.settings
         out = self.out / "runs" / training.pretrain_key / f"seed{seed}" / "pretrain"
@@ -236,10 +236,10 @@ class Ablation:
 
     def _finetune(self, training: Training, seed: int, out: Path):
 
-        from ..finetune import FinetuneConfig, LabelledShots, finetune
-        from ..model import SceneModel, seeded_init
-        from ..pretrain import load_genre_bank
-        from ..training import TrainConfig
+        from ..modeling.model import SceneModel, seeded_init
+        from ..training.finetune import FinetuneConfig, LabelledShots, finetune
+        from ..training.loop import TrainConfig
+        from ..training.pretrain import load_genre_bank
 
         s = self.settings
         if training.pretrain:
@@ -266,7 +266,7 @@ class Ablation:
     # ------------------------------------------------------------------ baselines
     def baseline(self, name: str, seed: int) -> dict[str, float]:
         """Metrics of a baseline on the test videos (``seed`` only matters for random)."""
-        from ..evaluation import score
+        from ..evaluation.scoring import score
         from .proxy_stats import context_rule_scores, neighbour_cosine_scores
 
         probs = {}

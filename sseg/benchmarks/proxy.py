@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write_text
-from ..features import FeatureStoreWriter
-from ..synthetic import save_genre_bank
+from ..store.features import FeatureStoreWriter
+from ..training.synthetic import save_genre_bank
 from .proxy_generator import FPS, LOOKS, STRUCTURE, generate_video, make_world
 
 VERSION = 1  # bump on any change to what a (scale, seed) generates

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..genres import GENRES
+from ..modeling.genres import GENRES
 from .proxy_genres import (
     DEFINITION_BANK,
     NAME_BANK,

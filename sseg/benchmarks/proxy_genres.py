@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..genres import GENRES
+from ..modeling.genres import GENRES
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 the proxy benchmark is calibrated to.
 
 Scenes are runs of labelled shots closed by a boundary (``label == 1``), as
-:func:`sseg.metrics.scenes_from_labels` builds them; shots after a video's last boundary
+:func:`sseg.evaluation.metrics.scenes_from_labels` builds them; shots after a video's last boundary
 form no scene. Durations are ``end - start`` in seconds.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..features import FeatureStore
-from ..metrics import UNKNOWN, average_precision
+from ..evaluation.metrics import UNKNOWN, average_precision
+from ..store.features import FeatureStore
 
 # Measured on MovieNet-SSeg's test split (64 movies, 106,041 shots).
 MOVIENET_TEST_FIGURES: dict[str, float] = {
@@ -137,7 +137,7 @@ def context_rule_scores(keyframes: np.ndarray, width: int = 4) -> np.ndarray:
 
 
 def neighbour_cosine_ap(store: FeatureStore | str, video_ids: Sequence[str]) -> float:
-    """Pooled AP (as :mod:`sseg.metrics` computes it) of neighbour-cosine scores."""
+    """Pooled AP (as :mod:`sseg.evaluation.metrics` computes it) of neighbour-cosine scores."""
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     scores, labels = [], []
     for vid in video_ids:

@@ -91,7 +91,7 @@ def _table_inputs(args: argparse.Namespace):
 
     from ..benchmarks.ablation import AblationData
     from ..errors import InputError
-    from ..features import FeatureStore
+    from ..store.features import FeatureStore
 
     if args.proxy:
         if args.features:
@@ -163,9 +163,9 @@ def run_taus(args: argparse.Namespace) -> int:
     from ..atomic import atomic_write_text
     from ..data.annotations import load_labels, select_videos
     from ..errors import InputError
-    from ..evaluation import format_table, predict_store, score
-    from ..features import FeatureStore
-    from ..model import SceneModel
+    from ..evaluation.scoring import format_table, predict_store, score
+    from ..modeling.model import SceneModel
+    from ..store.features import FeatureStore
     from .evaluate import check_common
 
     check_common(args)

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the demo model unless it is already there; print its path."""
     from pathlib import Path
 
-    from ..demo import build_demo_model, demo_model_path
+    from ..segmentation.demo import build_demo_model, demo_model_path
 
     path = Path(args.output) if args.output else demo_model_path()
     if args.force or not path.is_file():

@@ -30,7 +30,7 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``sseg evaluate``."""
-    from ..metrics import PROTOCOLS
+    from ..evaluation.metrics import PROTOCOLS
 
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="SceneModel checkpoint (.safetensors)")
@@ -79,8 +79,8 @@ def _note(what: str, ids: list[str]) -> None:
 def _predict(args: argparse.Namespace, store, benchmark, report: dict) -> dict:
     """Model predictions over the store's selected, labelled videos (dense, per shot)."""
     from ..data.annotations import select_videos
-    from ..evaluation import dense_predictions, predict_store
-    from ..model import SceneModel
+    from ..evaluation.scoring import dense_predictions, predict_store
+    from ..modeling.model import SceneModel
 
     tau = None if args.no_split else args.tau
     model = SceneModel.load(args.model, args.device)
@@ -97,7 +97,7 @@ def _predict(args: argparse.Namespace, store, benchmark, report: dict) -> dict:
 
 def _print_scores(args: argparse.Namespace, scores) -> None:
     """The metric table (per video, per annotator, summary) and a counts line."""
-    from ..evaluation import BENCHMARK_COLUMNS, format_table
+    from ..evaluation.scoring import BENCHMARK_COLUMNS, format_table
 
     several = len(scores.results) > 1
     rows = []
@@ -124,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data.annotations import select_videos
     from ..data.benchmark import open_benchmark, store_benchmark
     from ..errors import InputError
-    from ..evaluation import score_benchmark
-    from ..features import FeatureStore
+    from ..evaluation.scoring import score_benchmark
+    from ..store.features import FeatureStore
 
     check_common(args)
     if not args.no_split and args.tau <= 0:

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..deploy.export import export_to_file
     from ..errors import InputError, SsegError
-    from ..model import SceneModel
+    from ..modeling.model import SceneModel
 
     _check(args)
     model = SceneModel.load(args.model, device=args.device)

@@ -85,9 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Extract (this rank's share under torchrun); print a one-line summary."""
     from ..errors import InputError
-    from ..extract import KeyframeEncoder, TimingSource, extract
-    from ..keyframe_features import resolve_device
-    from ..training import die_with_launcher, dist_env, sigterm_as_interrupt
+    from ..segmentation.keyframe_features import resolve_device
+    from ..store.extract import KeyframeEncoder, TimingSource, extract
+    from ..training.loop import die_with_launcher, dist_env, sigterm_as_interrupt
 
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")

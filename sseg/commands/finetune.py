@@ -11,7 +11,7 @@ HELP = "Fine-tune a scene model (context encoder + head) with BCE on labelled fe
 
 def genre_fusion_name(text: str) -> str:
     """Validate a ``--genre-fusion`` value (imports the model code only when used)."""
-    from ..genre_fusion import FUSIONS
+    from ..modeling.genre_fusion import FUSIONS
 
     if text not in FUSIONS:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(FUSIONS)}, got {text!r}")
@@ -117,7 +117,7 @@ def _genre_bank(path: str | Path):
 
 def _context_config(args: argparse.Namespace, base) -> object:
     """``base`` (a ContextConfig) with the sizes given on the command line."""
-    from ..context import ContextConfig
+    from ..modeling.context import ContextConfig
 
     sizes = {k: getattr(args, k) for k in ("hidden", "layers", "heads", "window")}
     return ContextConfig(**{**base.to_dict(), **{k: v for k, v in sizes.items() if v}})
@@ -131,9 +131,9 @@ def build_model(args: argparse.Namespace, store=None):
     ``--genre-bank`` (or the store's bank).
     """
 
-    from ..context import ContextConfig
     from ..errors import InputError
-    from ..model import SceneModel, seeded_init
+    from ..modeling.context import ContextConfig
+    from ..modeling.model import SceneModel, seeded_init
 
     if args.init_context and not args.init:
         raise InputError("--init-context needs --init (a pre-trained model)")
@@ -169,9 +169,9 @@ def run(args: argparse.Namespace) -> int:
     """Fine-tune and write ``--out/model.safetensors``."""
     from ..data.annotations import load_labels, select_videos
     from ..errors import InputError
-    from ..features import FeatureStore, backbone_info, check_same_backbone
-    from ..finetune import MODEL_FILE, FinetuneConfig, LabelledShots, finetune
-    from ..training import TrainConfig, init_distributed
+    from ..store.features import FeatureStore, backbone_info, check_same_backbone
+    from ..training.finetune import MODEL_FILE, FinetuneConfig, LabelledShots, finetune
+    from ..training.loop import TrainConfig, init_distributed
 
     if args.steps < 1 or args.batch_size < 1:
         raise InputError("--steps and --batch-size must be at least 1")

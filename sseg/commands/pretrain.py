@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, train, print a one-line JSON summary (rank 0)."""
-    from ..pretrain import run_pretraining
-    from ..pretrain_config import load_config
+    from ..training.pretrain import run_pretraining
+    from ..training.pretrain_config import load_config
 
     overrides = {}
     if args.steps is not None:

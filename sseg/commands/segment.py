@@ -214,7 +214,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def scene_table(result) -> str:
     """Human-readable scene list."""
-    from ..timecode import format_timecode
+    from ..segmentation.timecode import format_timecode
 
     lines = [f"{'Scene':>5}  {'Start':<12}  {'End':<12}  {'Length':>8}  {'Shots':<9}  P(end)"]
     for scene in result.scenes:
@@ -284,8 +284,8 @@ def expand_inputs(names: list[str], must_exist: bool) -> list[Path]:
 
 
 def _jobs(args: argparse.Namespace) -> list[Job]:
-    from ..demo import demo_video_path
     from ..errors import InputError
+    from ..segmentation.demo import demo_video_path
 
     names = [*args.videos, *args.more_videos]
     if args.demo and names:
@@ -377,7 +377,7 @@ def _segment_one(
     """Segment ``job.video`` (``models``: :func:`_load_models`' Future; ``decoding``: already
     started for this video), write its outputs and fill in the job's numbers."""
     from ..errors import SsegError
-    from ..pipeline import segment
+    from ..segmentation.pipeline import segment
 
     began = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -430,7 +430,7 @@ def _start_decoding(job: Job, args: argparse.Namespace):
     """Start decoding ``job``'s video before the models load; None if it cannot start
     (its error is then raised, and reported, when the job runs)."""
     from ..errors import SsegError
-    from ..pipeline import start_decoding
+    from ..segmentation.pipeline import start_decoding
 
     try:
         return start_decoding(job.video, args.detector, args.start, args.end)
@@ -440,8 +440,8 @@ def _start_decoding(job: Job, args: argparse.Namespace):
 
 def _load_models(args: argparse.Namespace):
     """Device, precision, the scene model and its CLIP tower, loaded once for all videos,
-    in a background thread: a Future of :class:`sseg.pipeline.Models`."""
-    from ..pipeline import load_models_in_background
+    in a background thread: a Future of :class:`sseg.segmentation.pipeline.Models`."""
+    from ..segmentation.pipeline import load_models_in_background
 
     if args.model is None and not args.quiet:
         print(

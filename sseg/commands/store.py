@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the chosen action; a failed verification is an InputError (exit 2)."""
     from ..errors import InputError
-    from ..store_tools import merge_store, verify_store
+    from ..store.store_tools import merge_store, verify_store
 
     if args.action == "merge":
         report = merge_store(args.store)

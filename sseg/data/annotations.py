@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..features import FeatureStore
 from ..shots import ShotSequence
+from ..store.features import FeatureStore
 from .bbc import annotations_folder
 from .jsonl import load_jsonl
 from .movienet import read_label_file

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..features import FeatureStore
 from ..shots import ShotSequence
+from ..store.features import FeatureStore
 from . import bbc, movienet
 from .jsonl import load_jsonl
 from .moviechat import load_moviechat_sseg

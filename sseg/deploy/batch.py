@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..model import SceneModel
+from ..modeling.model import SceneModel
 from .windows import Scorer, as_scorer, keyframe_windows
 
 

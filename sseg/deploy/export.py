@@ -39,7 +39,7 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from ..model import SceneModel
+from ..modeling.model import SceneModel
 from .windows import WindowScorer
 
 FORMAT = "sseg.exported_scene_model.v1"

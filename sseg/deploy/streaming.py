@@ -10,7 +10,7 @@ stream, with the windows zero-padded past the end as offline prediction pads the
 stream's decisions equal those of :meth:`SceneModel.predict` on the whole video.
 
 With ``tau`` set, shots longer than ``tau`` seconds are split into ``pieces`` sub-shots
-as :func:`sseg.splitting.split_long_shots` splits them offline (``sseg segment`` does so
+as :func:`sseg.evaluation.splitting.split_long_shots` splits them offline (``sseg segment`` does so
 by default); every sub-shot is one step of the stream and gets its own decision.
 """
 
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..model import SceneModel
+from ..evaluation.splitting import split_long_shots
+from ..modeling.model import SceneModel
 from ..shots import ShotSequence
-from ..splitting import split_long_shots
 from .windows import Scorer, as_scorer
 
 MOVIENET_MEDIAN_SHOT_SECONDS = 2.67

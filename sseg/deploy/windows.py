@@ -19,8 +19,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from ..context import centred_windows
-from ..model import SceneModel
+from ..modeling.context import centred_windows
+from ..modeling.model import SceneModel
 
 
 class Scorer(Protocol):

@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from ..timecode import format_timecode
+from ..segmentation.timecode import format_timecode
 
 SUFFIX = ".scenes.csv"
 COLUMNS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..timecode import smpte_at
+from ..segmentation.timecode import smpte_at
 
 SUFFIX = ".edl"
 

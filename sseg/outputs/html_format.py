@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..timecode import format_timecode
+from ..segmentation.timecode import format_timecode
 
 SUFFIX = ".report.html"
 THUMB_HEIGHT = 72

@@ -120,7 +120,7 @@ def save_images(
     ``stem`` is ``$VIDEO_NAME``. A frame that cannot be decoded gives a RuntimeWarning
     naming it and no image; any write error removes the images already written.
     """
-    from ..video import open_video
+    from ..segmentation.video import open_video
 
     options = options or ImageOptions()
     template = options.template or image_template(None, options.per_scene)

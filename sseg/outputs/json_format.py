@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..timecode import format_timecode
+from ..segmentation.timecode import format_timecode
 
 SUFFIX = ".scenes.json"
 
 
 def to_dict(result: Any) -> dict:
-    """A JSON-able dict of a :class:`~sseg.pipeline.SegmentationResult`."""
+    """A JSON-able dict of a :class:`~sseg.segmentation.pipeline.SegmentationResult`."""
     probs = [float(p) for p in result.probabilities]
     ends = {scene.last_shot for scene in result.scenes}
     return {

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from string import Template
 
 from ..errors import InputError
-from ..timecode import format_timecode
+from ..segmentation.timecode import format_timecode
 
 SCENE_VARIABLES = (
     "VIDEO_NAME",

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..atomic import all_or_nothing, atomic_path
 from ..errors import InputError, VideoError
-from ..timecode import cut_window
+from ..segmentation.timecode import cut_window
 from .naming import (
     DEFAULT_SPLIT_TEMPLATE,
     SCENE_VARIABLES,

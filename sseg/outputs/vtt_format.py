@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..timecode import format_timecode
+from ..segmentation.timecode import format_timecode
 
 SUFFIX = ".chapters.vtt"
 

@@ -1,0 +1,5 @@
+"""Evaluation: scene-boundary metrics, test-time shot splitting, and prediction over a
+feature store with scoring (``scoring``).
+
+Nothing is imported here.
+"""
