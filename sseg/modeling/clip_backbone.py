@@ -13,6 +13,8 @@ once with open_clip and its ``visual.*`` tensors cached under
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import pickle
 import warnings
@@ -63,29 +65,46 @@ def _create(open_clip, model_name: str, pretrained: str | None, quick_gelu: bool
 
 
 class SafetensorsTensors(Mapping[str, torch.Tensor]):
-    """Tensors of a safetensors file, each read when accessed (the file opened for it).
+    """Tensors of a safetensors file, each read from the file when accessed.
 
-    safetensors maps the whole file and a tensor keeps that mapping alive: with one open
-    handle every page a loader touches stays resident until the last tensor goes (a CLIP
-    image tower converted to bf16 kept 335 MB of fp32 pages beside its 176 MB of bf16
-    weights). Opened per tensor, only the tensor being converted is held. ``names`` maps
-    the names given out to the names in the file.
+    safetensors' own loader maps the whole file, and every page a loader touches stays
+    resident while any tensor from it lives (a CLIP image tower converted to bf16 kept
+    335 MB of fp32 pages beside its 176 MB of bf16 weights). Here each access reads just
+    that tensor into fresh memory, so a loader that converts tensors one at a time holds
+    one at a time. The file is checked by safetensors when opened; ``names`` maps the
+    names given out to the names in the file.
     """
 
     def __init__(self, path: str | Path, names: dict[str, str] | None = None):
         from safetensors import safe_open
 
         self.path = str(path)
-        with safe_open(self.path, framework="pt") as handle:
+        with safe_open(self.path, framework="pt") as handle:  # validates header and size
             self.metadata = handle.metadata() or {}
-            stored = list(handle.keys())
-        self.names = {name: name for name in stored} if names is None else names
+        with open(self.path, "rb") as file:
+            size = int.from_bytes(file.read(8), "little")
+            self._entries = {
+                name: entry
+                for name, entry in json.loads(file.read(size)).items()
+                if name != "__metadata__"
+            }
+        self._data_start = 8 + size
+        self.names = {name: name for name in self._entries} if names is None else names
 
     def __getitem__(self, name: str) -> torch.Tensor:
-        from safetensors import safe_open
-
-        with safe_open(self.path, framework="pt") as handle:
-            return handle.get_tensor(self.names[name])
+        entry = self._entries[self.names[name]]
+        begin, end = entry["data_offsets"]
+        tensor = torch.empty(entry["shape"], dtype=_SAFETENSORS_DTYPES[entry["dtype"]])
+        raw = tensor.reshape(-1).view(torch.uint8).numpy()
+        if raw.nbytes != end - begin:
+            raise ValueError(
+                f"{self.path}: tensor {name!r} has {end - begin} bytes, not {raw.nbytes}"
+            )
+        with open(self.path, "rb") as file:
+            file.seek(self._data_start + begin)
+            if file.readinto(raw) != raw.nbytes:
+                raise ValueError(f"{self.path}: tensor {name!r} is cut short")
+        return tensor
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names)
@@ -95,17 +114,27 @@ class SafetensorsTensors(Mapping[str, torch.Tensor]):
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The tensor's shape, from the file's header (nothing read)."""
-        from safetensors import safe_open
-
-        with safe_open(self.path, framework="pt") as handle:
-            return tuple(handle.get_slice(self.names[name]).get_shape())
+        return tuple(self._entries[self.names[name]]["shape"])
 
     def subset(self, names: dict[str, str]) -> SafetensorsTensors:
         """The tensors ``{new name: name here}``, still unread."""
-        view = SafetensorsTensors.__new__(SafetensorsTensors)
-        view.path, view.metadata = self.path, self.metadata
+        view = copy.copy(self)
         view.names = {new: self.names[old] for new, old in names.items()}
         return view
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
 def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
