@@ -209,7 +209,7 @@ def _read_state_dict(path: Path, prefix: str = "") -> tuple[dict[str, torch.Tens
     if isinstance(state, SafetensorsTensors):  # names already plain; tensors still unread
         openai_format = "input_resolution" in state
         kept = [k for k in state if k not in _OPENAI_EXTRA_KEYS and k.startswith(prefix)]
-        return state.subset({k: state.names[k] for k in kept}), openai_format
+        return state.subset({k: k for k in kept}), openai_format
     for key in _WRAPPER_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -129,13 +129,14 @@ def test_unreadable_or_foreign_cache_is_recomputed(reference, images):
     _assert_same_tower(tower, reference[0], images)
 
 
-@pytest.mark.parametrize("fmt", ["safetensors", "pt-openai"])
+@pytest.mark.parametrize("fmt", ["safetensors", "safetensors-ddp", "pt-openai"])
 def test_local_file_equals_load_clip(reference, images, tmp_path, fmt):
     state = {k: v.clone() for k, v in reference[0].state_dict().items()}
     state["visual.proj"] += 0.5
-    if fmt == "safetensors":
+    if fmt.startswith("safetensors"):
+        prefix = "module." if fmt == "safetensors-ddp" else ""  # saved from a DDP wrapper
         path = tmp_path / "clip.safetensors"
-        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+        save_file({prefix + k: v.contiguous() for k, v in state.items()}, str(path))
     else:  # OpenAI's layout (QuickGELU), wrapped by a trainer
         path = tmp_path / "clip.pt"
         extra = {"input_resolution": torch.tensor(224), "context_length": torch.tensor(77)}
